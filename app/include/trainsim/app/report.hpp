@@ -1,0 +1,34 @@
+#pragma once
+// The report of a simulated scenario: the headline numbers at the top level
+// (step time, throughput, MFU, GPU-hours, cost), the breakdown of a step, the
+// memory per GPU, the fully resolved scenario, the calibration profile used
+// and the assumptions made. Every number is computed here from the step
+// simulation; nothing is adjusted afterwards.
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "trainsim/app/scenario.hpp"
+#include "trainsim/hardware/calibration.hpp"
+#include "trainsim/model/step.hpp"
+
+namespace trainsim::app {
+
+struct Simulation {
+  Scenario scenario;
+  hw::CalibrationProfile profile;
+  model::StepResult step;
+};
+
+// Runs the step simulation for a loaded scenario.
+Simulation simulate(const Scenario& scenario);
+
+nlohmann::json make_report(const Simulation& sim);
+// A readable multi-line summary of a report.
+std::string summary_text(const nlohmann::json& report);
+// Chrome/Perfetto trace (JSON object format) of one step: one process per
+// simulated GPU (pipeline rank), with a pipeline-chunk track and, inside
+// each chunk, its compute-stream and communication-stream kernels.
+nlohmann::json chrome_trace(const Simulation& sim);
+
+}  // namespace trainsim::app

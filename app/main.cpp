@@ -1,0 +1,110 @@
+// trainsim command-line interface. Thin: parsing of arguments, error
+// reporting (input errors -> one line on stderr and exit code 2) and atomic
+// output files. Everything else lives in the libraries.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "trainsim/app/report.hpp"
+#include "trainsim/app/scenario.hpp"
+#include "trainsim/calibrate/import.hpp"
+#include "trainsim/common/error.hpp"
+#include "trainsim/common/json_reader.hpp"
+#include "trainsim/hardware/gpu.hpp"
+#include "trainsim/model/architecture.hpp"
+
+namespace {
+
+// Writes `text` to `path` through a temporary file and a rename, so a failure
+// never leaves a half-written file behind.
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw trainsim::InputError(path, "", "an output path that cannot be written", "a writable file path");
+    out << text;
+    out.flush();
+    if (!out) throw trainsim::InputError(path, "", "a failed write", "a writable file path");
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+// Fails early (before any work) when an output file cannot be created.
+void check_writable(const std::string& path) {
+  if (path.empty()) return;
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty() && !std::filesystem::is_directory(dir))
+    throw trainsim::InputError(path, "", fmt::format("directory \"{}\" that does not exist", dir.string()),
+                               "an output path in an existing directory");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"trainsim: simulate and plan large-scale LLM training runs"};
+  app.require_subcommand(1);
+
+  std::string scenario_file, report_file, trace_file;
+  bool quiet = false;
+  auto* simulate = app.add_subcommand("simulate", "simulate one optimizer step of a scenario and predict the whole run");
+  simulate->add_option("scenario", scenario_file, "scenario JSON file")->required();
+  simulate->add_option("--report", report_file, "write the JSON report to this file");
+  simulate->add_option("--trace", trace_file, "write a Chrome/Perfetto trace of one step to this file");
+  simulate->add_flag("--quiet", quiet, "do not print the summary");
+
+  std::string import_file, out_file;
+  auto* calibrate = app.add_subcommand("calibrate", "build a calibration profile");
+  calibrate->add_option("--import", import_file, "JSON tables of kernel measurements taken elsewhere")->required();
+  calibrate->add_option("--out", out_file, "profile JSON to write")->required();
+
+  auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  try {
+    if (*simulate) {
+      check_writable(report_file);
+      check_writable(trace_file);
+      const auto scenario = trainsim::app::load_scenario(scenario_file);
+      const auto sim = trainsim::app::simulate(scenario);
+      const auto report = trainsim::app::make_report(sim);
+      // Build every output before writing any of them.
+      const std::string report_text = report.dump(2) + "\n";
+      std::string trace_text;
+      if (!trace_file.empty()) trace_text = trainsim::app::chrome_trace(sim).dump() + "\n";
+      if (!report_file.empty()) write_atomically(report_file, report_text);
+      if (!trace_file.empty()) write_atomically(trace_file, trace_text);
+      if (!quiet) std::cout << trainsim::app::summary_text(report);
+    } else if (*calibrate) {
+      check_writable(out_file);
+      const auto tables = trainsim::parse_json_file(import_file);
+      const auto profile = trainsim::calibrate::import_published_tables(tables, import_file);
+      write_atomically(out_file, profile.dump(1) + "\n");
+      std::cout << fmt::format("wrote {} (GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
+                               profile["gemm_fp8"]["fit"]["points"].get<int>(),
+                               100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
+                               100 * profile["gemm_fp8"]["fit"]["max_abs_rel_error"].get<double>());
+    } else if (*presets) {
+      std::cout << "GPUs:";
+      for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;
+      std::cout << "\nmodels:";
+      for (const auto& n : trainsim::model::architecture_preset_names()) std::cout << ' ' << n;
+      std::cout << '\n';
+    }
+  } catch (const trainsim::InputError& e) {
+    std::cerr << "trainsim: error: " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "trainsim: internal error: " << e.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

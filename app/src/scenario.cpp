@@ -1,0 +1,176 @@
+#include "trainsim/app/scenario.hpp"
+
+#include <fmt/format.h>
+
+#include "trainsim/common/json_reader.hpp"
+#include "trainsim/hardware/gpu.hpp"
+
+namespace trainsim::app {
+
+std::int64_t Scenario::microbatches_per_step() const {
+  return training.global_batch_size / (static_cast<std::int64_t>(plan.dp) * plan.micro_batch_size);
+}
+
+namespace {
+
+model::ParallelPlan parse_plan(JsonObject& p) {
+  model::ParallelPlan plan;
+  plan.tp = static_cast<int>(p.integer_or("tp", 1, 1, 1024));
+  plan.pp = static_cast<int>(p.integer_or("pp", 1, 1, 4096));
+  plan.ep = static_cast<int>(p.integer_or("ep", 1, 1, 1 << 20));
+  plan.dp = static_cast<int>(p.integer("dp", 1, 1 << 24));
+  plan.zero_stage = static_cast<int>(p.integer_or("zero_stage", 1, 0, 3));
+  const std::string sched = p.choice_or("schedule", "1f1b", {"1f1b", "dualpipe"});
+  plan.schedule = sched == "dualpipe" ? model::ScheduleKind::DualPipe : model::ScheduleKind::OneFOneB;
+  plan.micro_batch_size = static_cast<int>(p.integer_or("micro_batch_size", 1, 1, 1 << 16));
+  plan.virtual_stages = static_cast<int>(p.integer_or("virtual_stages", 1, 1, 64));
+  const std::string rc = p.choice_or("recompute", "selective", {"none", "selective", "full"});
+  plan.recompute = rc == "none" ? model::Recompute::None
+                   : rc == "full" ? model::Recompute::Full
+                                  : model::Recompute::Selective;
+  plan.sequence_parallel = p.boolean_or("sequence_parallel", false);
+  plan.comm_sms = static_cast<int>(p.integer_or("comm_sms", 0, 0, 4096));
+  p.finish();
+  return plan;
+}
+
+// Layout checks that need the whole scenario. Each names the key to change.
+void check_layout(Scenario& s, const std::string& file) {
+  const auto& a = s.arch;
+  const auto& pl = s.plan;
+  auto fail = [&](const std::string& path, const std::string& value, const std::string& expected) {
+    throw InputError(file, path, value, expected);
+  };
+  const int gpus = s.cluster.total_gpus();
+  if (static_cast<long long>(pl.tp) * pl.pp * pl.dp != gpus)
+    fail("/parallelism/dp", std::to_string(pl.dp),
+         fmt::format("tp*pp*dp == GPUs in the cluster: tp={} x pp={} x dp={} = {}, but the cluster has {} GPUs ({} nodes x {})",
+                     pl.tp, pl.pp, pl.dp, static_cast<long long>(pl.tp) * pl.pp * pl.dp, gpus, s.cluster.nodes,
+                     s.cluster.gpus_per_node));
+  if (pl.tp > s.cluster.gpus_per_node)
+    fail("/parallelism/tp", std::to_string(pl.tp),
+         fmt::format("tensor parallelism within one node (tp <= {} GPUs per node)", s.cluster.gpus_per_node));
+  if (a.heads % pl.tp != 0)
+    fail("/parallelism/tp", std::to_string(pl.tp), fmt::format("a divisor of the {} attention heads", a.heads));
+  if (a.kv_heads % pl.tp != 0 && pl.tp % a.kv_heads != 0)
+    fail("/parallelism/tp", std::to_string(pl.tp),
+         fmt::format("a divisor or multiple of the {} key/value heads", a.kv_heads));
+  if (a.moe) {
+    if (a.moe->routed_experts % pl.ep != 0)
+      fail("/parallelism/ep", std::to_string(pl.ep),
+           fmt::format("a divisor of the {} routed experts", a.moe->routed_experts));
+    if ((static_cast<long long>(pl.dp) * pl.tp) % pl.ep != 0)
+      fail("/parallelism/ep", std::to_string(pl.ep),
+           fmt::format("a divisor of dp*tp = {} (expert-parallel groups are drawn from the GPUs of one pipeline stage)",
+                       static_cast<long long>(pl.dp) * pl.tp));
+    if (pl.ep > s.cluster.gpus_per_node && pl.ep % s.cluster.gpus_per_node != 0)
+      fail("/parallelism/ep", std::to_string(pl.ep),
+           fmt::format("at most {} or a multiple of the GPUs per node", s.cluster.gpus_per_node));
+  } else if (pl.ep != 1) {
+    fail("/parallelism/ep", std::to_string(pl.ep), "1 for a model without experts");
+  }
+  // Layers that can be distributed: every stage needs at least one decoder layer.
+  const int chunks = pl.pp * (pl.schedule == model::ScheduleKind::DualPipe ? 1 : pl.virtual_stages);
+  if (chunks > a.layers)
+    fail("/parallelism/pp", std::to_string(pl.pp),
+         fmt::format("at most {} pipeline stages for a model of {} layers", a.layers, a.layers));
+  if (pl.virtual_stages != 1)
+    fail("/parallelism/virtual_stages", std::to_string(pl.virtual_stages),
+         "1 (interleaved schedules are not implemented yet)");
+  const long long per_step = static_cast<long long>(pl.dp) * pl.micro_batch_size;
+  if (s.training.global_batch_size % per_step != 0)
+    fail("/training/global_batch_size", std::to_string(s.training.global_batch_size),
+         fmt::format("a multiple of dp x micro_batch_size = {}", per_step));
+  const long long mbs = s.training.global_batch_size / per_step;
+  if (pl.schedule == model::ScheduleKind::DualPipe) {
+    if (pl.pp % 2 != 0)
+      fail("/parallelism/pp", std::to_string(pl.pp), "an even number of stages for DualPipe");
+    if (mbs % 2 != 0 || mbs < 2LL * pl.pp)
+      fail("/training/global_batch_size", std::to_string(s.training.global_batch_size),
+           fmt::format("a batch giving an even number of micro-batches per pipeline, at least 2 x pp = {} for DualPipe "
+                       "(it gives {} = global_batch_size / (dp x micro_batch_size))",
+                       2 * pl.pp, mbs));
+  }
+  if (pl.comm_sms >= s.cluster.gpu.sms)
+    fail("/parallelism/comm_sms", std::to_string(pl.comm_sms),
+         fmt::format("fewer than the {} SMs of a {}", s.cluster.gpu.sms, s.cluster.gpu.name));
+  if (a.moe && pl.ep > 1 && pl.comm_sms == 0)
+    fail("/parallelism/comm_sms", "0",
+         "a positive number of SMs for the expert-parallel all-to-all kernels (DeepSeek-V3 used 20)");
+  if (!s.cluster.gpu.supports(s.gemm_precision))
+    fail("/precision/gemm", fmt::format("\"{}\"", to_string(s.gemm_precision)),
+         fmt::format("a format the {} supports in its tensor cores", s.cluster.gpu.name));
+}
+
+}  // namespace
+
+Scenario parse_scenario(const nlohmann::json& j, const std::string& file) {
+  Scenario s;
+  s.file = file;
+  JsonObject root(j, file, "");
+  s.name = root.string("name");
+  // Model: preset name or inline object.
+  const Json& m = root.raw("model");
+  if (m.is_string()) {
+    s.model_ref = m.get<std::string>();
+    s.arch = model::architecture_preset(s.model_ref, file, "/model");
+  } else if (m.is_object()) {
+    s.model_ref = "inline";
+    JsonObject mo(m, file, "/model");
+    s.arch = model::parse_architecture(mo);
+  } else {
+    root.fail("model", "a model preset name (string) or an inline architecture object");
+  }
+  auto cluster = root.object("cluster");
+  s.cluster = hw::parse_cluster(cluster);
+  auto par = root.object("parallelism");
+  s.plan = parse_plan(par);
+  if (auto prec = root.object_optional("precision")) {
+    const std::string g = prec->choice_or("gemm", "bf16", {"bf16", "fp16", "fp8"});
+    s.gemm_precision = g == "fp8" ? Precision::FP8 : g == "fp16" ? Precision::FP16 : Precision::BF16;
+    prec->finish();
+  }
+  auto tr = root.object("training");
+  s.training.seq_len = tr.integer("seq_len", 1, 1 << 24);
+  s.training.global_batch_size = tr.integer("global_batch_size", 1, 1LL << 40);
+  s.training.tokens = tr.number("tokens", 1, 1e18);
+  tr.finish();
+  if (auto cost = root.object_optional("cost")) {
+    s.usd_per_gpu_hour = cost->number("usd_per_gpu_hour", 0, 1e6);
+    cost->finish();
+  }
+  s.calibration = root.string_or("calibration", "h800");
+  root.finish();
+  check_layout(s, file);
+  return s;
+}
+
+Scenario load_scenario(const std::string& file) { return parse_scenario(parse_json_file(file), file); }
+
+nlohmann::json to_json(const Scenario& s) {
+  nlohmann::json j;
+  j["name"] = s.name;
+  j["model"] = model::to_json(s.arch);
+  j["cluster"] = hw::to_json(s.cluster);
+  const auto& p = s.plan;
+  j["parallelism"] = {{"tp", p.tp},
+                      {"pp", p.pp},
+                      {"ep", p.ep},
+                      {"dp", p.dp},
+                      {"zero_stage", p.zero_stage},
+                      {"schedule", model::to_string(p.schedule)},
+                      {"micro_batch_size", p.micro_batch_size},
+                      {"virtual_stages", p.virtual_stages},
+                      {"recompute", model::to_string(p.recompute)},
+                      {"sequence_parallel", p.sequence_parallel},
+                      {"comm_sms", p.comm_sms}};
+  j["precision"] = {{"gemm", to_string(s.gemm_precision)}};
+  j["training"] = {{"seq_len", s.training.seq_len},
+                   {"global_batch_size", s.training.global_batch_size},
+                   {"tokens", s.training.tokens}};
+  j["cost"] = {{"usd_per_gpu_hour", s.usd_per_gpu_hour}};
+  j["calibration"] = s.calibration;
+  return j;
+}
+
+}  // namespace trainsim::app

@@ -1,0 +1,114 @@
+#pragma once
+// One optimizer step of a training run, simulated.
+//
+// Data flow: architecture + plan -> per-layer ops (accounting) -> stage
+// partition -> timed chunk programs (workload, calibration profile) -> chunk
+// and overlapped-pair durations (chunk simulation on two streams) -> the
+// pipeline schedule executed op by op on the event engine (pipeline_exec),
+// with point-to-point transfers timed on the fabric -> data-parallel gradient
+// synchronisation and the optimizer step -> step time and its breakdown.
+//
+// One pipeline is simulated: every data-parallel replica runs the same
+// schedule with the same (balanced) costs, so the others are identical.
+//
+// Memory per GPU is computed for every pipeline rank from the same layer
+// accounting and the activation peak the executed schedule actually reached.
+#include <string>
+#include <vector>
+
+#include "trainsim/common/precision.hpp"
+#include "trainsim/common/units.hpp"
+#include "trainsim/hardware/calibration.hpp"
+#include "trainsim/hardware/cluster.hpp"
+#include "trainsim/model/accounting.hpp"
+#include "trainsim/model/architecture.hpp"
+#include "trainsim/model/parallel.hpp"
+#include "trainsim/model/pipeline_exec.hpp"
+#include "trainsim/model/schedule.hpp"
+#include "trainsim/model/workload.hpp"
+
+namespace trainsim::model {
+
+struct StepInputs {
+  const Architecture* arch = nullptr;
+  const hw::ClusterSpec* cluster = nullptr;
+  const ParallelPlan* plan = nullptr;
+  Precision precision = Precision::BF16;
+  std::int64_t seq_len = 0;
+  std::int64_t microbatches = 0;  // per pipeline per step
+  const hw::CalibrationProfile* profile = nullptr;
+};
+
+struct StageCost {
+  std::vector<LayerKind> layers;
+  Time forward{}, backward_input{}, backward_weight{}, backward_full{};
+  ExposedComm forward_exposed{}, backward_full_exposed{};
+  Time forward_compute{}, backward_full_compute{};
+  double params_per_gpu = 0;        // parameters of this stage held by one GPU
+  double expert_params_per_gpu = 0; // of which routed-expert parameters
+  ByteCount activations_per_microbatch{};
+  ByteCount transient{};            // largest short-lived buffer (e.g. logits)
+  double model_flops_per_microbatch = 0;
+  double executed_flops_per_microbatch = 0;
+};
+
+struct PairCost {
+  int forward_stage = 0, backward_stage = 0;
+  Time duration{};
+  Time compute_busy{}, comm_busy{};
+  ExposedComm exposed{};
+};
+
+struct MemoryBreakdown {
+  int rank = 0;
+  double weights_bytes = 0, gradients_bytes = 0, optimizer_bytes = 0, activations_bytes = 0, transient_bytes = 0;
+  int activation_chunks_peak = 0;
+  double total_bytes() const { return weights_bytes + gradients_bytes + optimizer_bytes + activations_bytes + transient_bytes; }
+};
+
+struct StepBreakdown {
+  int rank = 0;               // the busiest pipeline rank
+  Time compute{};             // compute-stream time of that rank's chunks
+  ExposedComm exposed_ep{};   // compute stalls on all-to-all / TP inside chunks
+  Time exposed_pp{};          // extra makespan due to pipeline transfers
+  Time bubble{};              // idle time of the rank in the pipeline (excl. transfers)
+  Time dp_sync{};             // ZeRO gradient reduce-scatter + parameter all-gather
+  Time optimizer{};
+};
+
+struct LayerTiming {
+  LayerKind kind = LayerKind::Dense;
+  std::vector<TimedOp> ops;  // every op of the layer for one micro-batch, all passes
+};
+
+struct StepResult {
+  std::vector<LayerTiming> layer_kinds;  // one entry per distinct layer kind
+  std::vector<StageCost> stages;
+  std::vector<PairCost> pairs;
+  Schedule schedule;
+  ExecResult exec;
+  Time makespan{};            // pipeline part
+  Time makespan_no_p2p{};
+  Time step_time{};
+  StepBreakdown breakdown;
+  std::vector<MemoryBreakdown> memory;  // per pipeline rank
+  MemoryBreakdown peak_memory;          // the rank with the most
+  double model_flops_per_step = 0;      // whole cluster, no recompute
+  double executed_flops_per_step = 0;
+  int compute_sms = 0;
+  int dp_group_dense = 0, dp_group_expert = 0;
+  double p2p_seconds = 0;
+};
+
+// Contiguous partition of the model's layers (embedding, decoders, head, MTP)
+// into `stages` stages minimising the largest stage cost. `cost[i]` is the
+// cost of layer i; throws std::invalid_argument if there are fewer layers
+// than stages.
+std::vector<int> partition_layers(const std::vector<double>& cost, int stages);
+
+// The model's layer sequence: Embedding, dense layers, MoE layers, Head, MTP modules.
+std::vector<LayerKind> layer_sequence(const Architecture& arch);
+
+StepResult simulate_step(const StepInputs& in);
+
+}  // namespace trainsim::model

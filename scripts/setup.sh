@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages trainsim builds with, if any is missing.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+pkgs=(cmake g++ make libboost-graph-dev libeigen3-dev libfmt-dev libcli11-dev nlohmann-json3-dev doctest-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

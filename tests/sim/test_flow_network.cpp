@@ -1,0 +1,302 @@
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "trainsim/sim/engine.hpp"
+#include "trainsim/sim/flow_network.hpp"
+
+// Print Time values in failure messages (identical in every sim test file).
+namespace doctest {
+template <>
+struct StringMaker<trainsim::Time> {
+  static String convert(const trainsim::Time& t) {
+    return (std::to_string(t.count_ps()) + " ps").c_str();
+  }
+};
+}  // namespace doctest
+
+using namespace trainsim;
+using namespace trainsim::sim;
+
+namespace {
+
+Link make_link(double GBps, Time latency, std::string name = "l") {
+  return Link{std::move(name), gbytes_per_s(GBps), latency};
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("maxmin: textbook case with two bottlenecks") {
+  // Links: L0 capacity 10, L1 capacity 6.
+  // Flows: f0 crosses L0 and L1, f1 crosses L0, f2 crosses L1.
+  // Progressive filling: fair shares are L0: 10/2 = 5, L1: 6/2 = 3, so L1 is
+  // the bottleneck; f0 = f2 = 3 and L1 is full. L0 has 10 - 3 = 7 left for
+  // f1 alone: f1 = 7. Every link is saturated: 3 + 7 = 10, 3 + 3 = 6.
+  const auto r = maxmin_rates({10.0, 6.0}, {{0, 1}, {0}, {1}});
+  REQUIRE(r.size() == 3);
+  CHECK(r[0] == doctest::Approx(3.0));
+  CHECK(r[1] == doctest::Approx(7.0));
+  CHECK(r[2] == doctest::Approx(3.0));
+}
+
+TEST_CASE("maxmin: equal sharing, parking lot, and a flow that is not on the tightest link") {
+  // One link of 9 shared by three flows: 9 / 3 = 3 each.
+  CHECK(maxmin_rates({9.0}, {{0}, {0}, {0}}) == std::vector<double>{3.0, 3.0, 3.0});
+
+  // Parking lot: three links of capacity 1 in a line; a long flow crosses
+  // all three and one short flow crosses each link. Each link has 2 flows:
+  // share 1/2 everywhere, all links saturate together: everyone gets 0.5.
+  const auto pl = maxmin_rates({1.0, 1.0, 1.0}, {{0, 1, 2}, {0}, {1}, {2}});
+  for (double x : pl) CHECK(x == doctest::Approx(0.5));
+
+  // A (cap 1) carries f0, f1; B (cap 2) carries f1, f2. Shares: A 1/2,
+  // B 2/2 = 1, so A saturates first: f0 = f1 = 0.5. B then has 2 - 0.5 =
+  // 1.5 left for f2 alone: f2 = 1.5.
+  const auto r = maxmin_rates({1.0, 2.0}, {{0}, {0, 1}, {1}});
+  CHECK(r[0] == doctest::Approx(0.5));
+  CHECK(r[1] == doctest::Approx(0.5));
+  CHECK(r[2] == doctest::Approx(1.5));
+}
+
+TEST_CASE("maxmin: local copies, double crossings, unused links and bad input") {
+  // An empty route is a local copy: infinite rate; it takes nothing away.
+  const auto r = maxmin_rates({4.0}, {{}, {0}});
+  CHECK(std::isinf(r[0]));
+  CHECK(r[1] == doctest::Approx(4.0));
+  // A flow crossing link 0 twice is charged twice: with f1 crossing once, the
+  // link sees 3 crossings of the common rate x: 3x = 6, x = 2 for both flows.
+  const auto d = maxmin_rates({6.0, 100.0}, {{0, 1, 0}, {0}});
+  CHECK(d[0] == doctest::Approx(2.0));
+  CHECK(d[1] == doctest::Approx(2.0));
+  CHECK(maxmin_rates({1.0}, {}).empty());
+
+  CHECK_THROWS_AS(maxmin_rates({1.0}, {{1}}), std::invalid_argument);
+  CHECK_THROWS_AS(maxmin_rates({1.0}, {{-1}}), std::invalid_argument);
+  CHECK_THROWS_AS(maxmin_rates({-1.0}, {{0}}), std::invalid_argument);
+  CHECK_THROWS_AS(maxmin_rates({std::numeric_limits<double>::infinity()}, {{0}}), std::invalid_argument);
+}
+
+TEST_CASE("maxmin: random instances satisfy the bottleneck characterisation") {
+  // A feasible allocation is max-min fair iff every flow has a bottleneck
+  // link: one that is saturated and on which no flow gets more than it
+  // (Bertsekas & Gallager, Data Networks, 6.5.2). Checked on seeded random
+  // instances (std::mt19937 is specified bit for bit by the standard).
+  std::mt19937 rng(12345);
+  for (int trial = 0; trial < 50; ++trial) {
+    const int n_links = 1 + static_cast<int>(rng() % 12);
+    const int n_flows = 1 + static_cast<int>(rng() % 40);
+    std::vector<double> caps;
+    for (int l = 0; l < n_links; ++l) caps.push_back(1.0 + static_cast<double>(rng() % 1000));
+    std::vector<Route> routes(n_flows);
+    for (auto& r : routes) {
+      const int len = 1 + static_cast<int>(rng() % 4);
+      for (int k = 0; k < len; ++k) r.push_back(static_cast<LinkIndex>(rng() % n_links));
+    }
+    const auto rates = maxmin_rates(caps, routes);
+    std::vector<double> load(n_links, 0.0), top(n_links, 0.0);
+    for (int f = 0; f < n_flows; ++f)
+      for (LinkIndex l : routes[f]) {
+        load[l] += rates[f];
+        top[l] = std::max(top[l], rates[f]);
+      }
+    for (int l = 0; l < n_links; ++l) CHECK(load[l] <= caps[l] * (1 + 1e-9));  // feasible
+    for (int f = 0; f < n_flows; ++f) {
+      CHECK(rates[f] > 0.0);
+      bool has_bottleneck = false;
+      for (LinkIndex l : routes[f])
+        has_bottleneck |= load[l] >= caps[l] * (1 - 1e-9) && rates[f] >= top[l] * (1 - 1e-9);
+      CHECK(has_bottleneck);
+    }
+  }
+}
+
+TEST_CASE("solvers are chosen by name; unknown names list the known ones") {
+  const bool same = find_solver("maxmin") == &maxmin_rates;
+  CHECK(same);
+  CHECK(solver_names() == std::vector<std::string>{"maxmin"});
+  Engine e;
+  CHECK_THROWS_WITH_AS(FlowNetwork(e, "proportional"),
+                       "unknown bandwidth-sharing solver 'proportional'; known solvers: 'maxmin'",
+                       std::invalid_argument);
+  FlowNetwork net(e);
+  CHECK(net.solver_name() == "maxmin");
+}
+
+TEST_CASE("transfer_duration rounds up to the next picosecond") {
+  CHECK(transfer_duration(1e6, 1e9) == Time::ms(1));       // exact: 1e-3 s
+  CHECK(transfer_duration(1.0, 3.0) == Time::ps(333333333334));  // 1/3 s = 333333333333.3 ps
+  CHECK(transfer_duration(1e-7, 1.0) == Time::zero());     // below kDoneBytes: done
+  CHECK(transfer_duration(5.0, std::numeric_limits<double>::infinity()) == Time::zero());
+  CHECK_THROWS_AS(transfer_duration(1.0, 0.0), std::overflow_error);
+}
+
+TEST_CASE("one flow takes route latency + bytes / capacity") {
+  Engine e;
+  FlowNetwork net(e);
+  // Two links in series: latency 2 us + 3 us; the slower one (1 GB/s) limits.
+  const LinkIndex a = net.add_link(make_link(4.0, Time::us(2), "a"));
+  const LinkIndex b = net.add_link(make_link(1.0, Time::us(3), "b"));
+  CHECK(net.link_count() == 2);
+  CHECK(net.link(b).name == "b");
+  Time done = Time::max();
+  // 1e6 bytes at 1e9 B/s = 1 ms; plus 5 us of latency.
+  const auto id = net.start_flow({a, b}, bytes(1e6), [&] { done = e.now(); });
+  CHECK(id == 0);
+  CHECK(net.active_flows() == 1);
+  e.run_until(Time::us(4));
+  CHECK(net.active_flows() == 1);
+  CHECK(net.transferring_flows() == 0);  // still in its latency phase
+  CHECK(net.bytes_carried(a).value() == 0.0);
+  e.run();
+  CHECK(done == Time::us(1005));
+  CHECK(net.active_flows() == 0);
+  CHECK(net.bytes_carried(a).value() == doctest::Approx(1e6));
+  CHECK(net.bytes_carried(b).value() == doctest::Approx(1e6));
+}
+
+TEST_CASE("two flows share a link; when the shorter one finishes the other speeds up") {
+  Engine e;
+  FlowNetwork net(e);
+  const LinkIndex l = net.add_link(make_link(1.0, Time::us(1)));  // 1e9 B/s
+  Time done_a = Time::max(), done_b = Time::max();
+  net.start_flow({l}, bytes(1e6), [&] { done_a = e.now(); });
+  net.start_flow({l}, bytes(3e6), [&] { done_b = e.now(); });
+  // Both transfer from t = 1 us at 0.5e9 B/s each.
+  // A: 1e6 / 0.5e9 = 2 ms -> done at 2 ms + 1 us. B has then moved 1e6 and
+  // has 2e6 left, now alone at 1e9 B/s: 2 ms more -> done at 4 ms + 1 us.
+  // (Work conservation: 4e6 bytes through a 1e9 B/s link take 4 ms.)
+  e.run_until(Time::ms(1) + Time::us(1));
+  CHECK(net.transferring_flows() == 2);
+  CHECK(net.bytes_carried(l).value() == doctest::Approx(1e6));  // 2 x 0.5e9 x 1 ms
+  e.run();
+  CHECK(done_a == Time::ms(2) + Time::us(1));
+  CHECK(done_b == Time::ms(4) + Time::us(1));
+  CHECK(net.bytes_carried(l).value() == doctest::Approx(4e6));
+}
+
+TEST_CASE("a flow in its latency phase uses no bandwidth; arrivals re-solve rates") {
+  Engine e;
+  FlowNetwork net(e);
+  const LinkIndex shared = net.add_link(make_link(1.0, Time::zero(), "shared"));    // 1e9 B/s
+  const LinkIndex slow = net.add_link(make_link(1000.0, Time::ms(1), "far"));       // not a bottleneck
+  Time done_a = Time::max(), done_b = Time::max();
+  // A (2e6 bytes) starts at once and is alone for 1 ms: moves 1e6.
+  // B (1e6 bytes) waits 1 ms of latency, then shares: 0.5e9 B/s each.
+  // A's 1e6 left and B's 1e6 both take 2 ms: both finish at 3 ms.
+  net.start_flow({shared}, bytes(2e6), [&] { done_a = e.now(); });
+  net.start_flow({slow, shared}, bytes(1e6), [&] { done_b = e.now(); });
+  e.run_until(Time::ms(1) - Time::ps(1));
+  CHECK(net.transferring_flows() == 1);
+  e.run();
+  CHECK(done_a == Time::ms(3));
+  CHECK(done_b == Time::ms(3));
+  CHECK(net.bytes_carried(shared).value() == doctest::Approx(3e6));
+  CHECK(net.bytes_carried(slow).value() == doctest::Approx(1e6));
+}
+
+TEST_CASE("bytes_carried sums every flow crossing a link") {
+  Engine e;
+  FlowNetwork net(e);
+  const LinkIndex up = net.add_link(make_link(10.0, Time::us(1), "up"));
+  const LinkIndex core = net.add_link(make_link(10.0, Time::us(1), "core"));
+  const LinkIndex down = net.add_link(make_link(10.0, Time::us(1), "down"));
+  int finished = 0;
+  net.start_flow({up, core}, bytes(5e5), [&] { ++finished; });
+  net.start_flow({core, down}, bytes(2e5), [&] { ++finished; });
+  net.start_flow({core}, bytes(1e5), [&] { ++finished; });
+  e.run();
+  CHECK(finished == 3);
+  CHECK(net.bytes_carried(up).value() == doctest::Approx(5e5));
+  CHECK(net.bytes_carried(core).value() == doctest::Approx(8e5));
+  CHECK(net.bytes_carried(down).value() == doctest::Approx(2e5));
+  CHECK_THROWS_AS(net.bytes_carried(3), std::invalid_argument);
+}
+
+TEST_CASE("local copies and empty flows finish from an event, after 0 transfer time") {
+  Engine e;
+  FlowNetwork net(e);
+  const LinkIndex l = net.add_link(make_link(1.0, Time::us(7)));
+  e.run_until(Time::us(1));
+  Time local = Time::max(), empty = Time::max();
+  net.start_flow({}, bytes(1e9), [&] { local = e.now(); });
+  net.start_flow({l}, bytes(0), [&] { empty = e.now(); });
+  CHECK(local == Time::max());  // not called from inside start_flow
+  CHECK(net.active_flows() == 2);
+  e.run();
+  CHECK(local == Time::us(1));  // no link: no latency, infinite rate
+  CHECK(empty == Time::us(8));  // latency only
+  CHECK(net.bytes_carried(l).value() == 0.0);
+  CHECK(net.active_flows() == 0);
+  // A flow without a callback is fine.
+  net.start_flow({l}, bytes(10), nullptr);
+  e.run();
+  CHECK(net.active_flows() == 0);
+}
+
+TEST_CASE("callbacks may start new flows; many flows finishing together") {
+  Engine e;
+  FlowNetwork net(e);
+  const LinkIndex l = net.add_link(make_link(8.0, Time::zero()));  // 8e9 B/s
+  // 8 flows of 1e6 bytes at 1e9 B/s each: all finish at 1 ms; the last
+  // callback starts a follow-up of 8e6 bytes alone: 1 ms more.
+  int done = 0;
+  Time follow_up = Time::max();
+  for (int i = 0; i < 8; ++i)
+    net.start_flow({l}, bytes(1e6), [&] {
+      if (++done == 8) net.start_flow({l}, bytes(8e6), [&] { follow_up = e.now(); });
+    });
+  e.run();
+  CHECK(done == 8);
+  CHECK(follow_up == Time::ms(2));
+  CHECK(net.bytes_carried(l).value() == doctest::Approx(16e6));
+}
+
+TEST_CASE("flow network rejects bad links, routes and sizes") {
+  Engine e;
+  FlowNetwork net(e);
+  CHECK_THROWS_AS(net.add_link(make_link(0.0, Time::zero())), std::invalid_argument);
+  CHECK_THROWS_AS(net.add_link(make_link(-1.0, Time::zero())), std::invalid_argument);
+  CHECK_THROWS_AS(net.add_link(make_link(1.0, Time::ps(-1))), std::invalid_argument);
+  const LinkIndex l = net.add_link(make_link(1.0, Time::zero()));
+  CHECK_THROWS_AS(net.start_flow({l, 1}, bytes(1), nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(net.start_flow({l}, bytes(-1), nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(net.start_flow({l}, bytes(std::nan("")), nullptr), std::invalid_argument);
+  CHECK_THROWS_AS(net.link(5), std::invalid_argument);
+  CHECK(net.active_flows() == 0);
+}
+
+TEST_CASE("a destroyed network leaves no live events behind") {
+  Engine e;
+  {
+    FlowNetwork net(e);
+    const LinkIndex l = net.add_link(make_link(1.0, Time::us(1)));
+    net.start_flow({l}, bytes(1e6), [] { FAIL("must not run"); });
+    net.start_flow({l}, bytes(1e6), [] { FAIL("must not run"); });
+    e.run_until(Time::us(2));  // both transferring, a completion is pending
+  }
+  CHECK(e.empty());
+  e.run();
+}
+
+TEST_CASE("flow network runs are deterministic") {
+  auto run_once = [](double second_size) {
+    Engine e;
+    FlowNetwork net(e);
+    const LinkIndex a = net.add_link(make_link(3.0, Time::ns(300)));
+    const LinkIndex b = net.add_link(make_link(7.0, Time::ns(700)));
+    for (int i = 0; i < 10; ++i) net.start_flow({a, b}, bytes(1e5 * (i + 1)), nullptr);
+    net.start_flow({b}, bytes(second_size), nullptr);
+    e.run();
+    return e.fingerprint();
+  };
+  CHECK(run_once(1e6) == run_once(1e6));
+  CHECK(run_once(1e6) != run_once(2e6));
+}
+}
