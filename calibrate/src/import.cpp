@@ -3,6 +3,7 @@
 #include <Eigen/Dense>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -21,6 +22,41 @@ struct GemmPoint {
 };
 
 long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
+
+constexpr int kTileM = 128, kSmallTileM = 64, kTileN = 128;
+
+// Regressors of the wave model t = t0 + waves * (alpha + beta * K * tile_m / 128).
+Eigen::Vector3d wave_features(long long m, long long n, long long k, long long groups, int sms) {
+  const long long tm = m <= kSmallTileM ? kSmallTileM : kTileM;
+  const long long waves = ceil_div(groups * ceil_div(m, tm) * ceil_div(n, kTileN), sms);
+  return Eigen::Vector3d(1.0, static_cast<double>(waves),
+                         static_cast<double>(waves) * static_cast<double>(k) * static_cast<double>(tm) / kTileM);
+}
+
+// Weighted least squares minimising relative error: rows x_i / t_i, targets 1.
+Eigen::Vector3d fit_relative(const std::vector<Eigen::Vector3d>& x, const std::vector<double>& t) {
+  Eigen::MatrixXd A(static_cast<Eigen::Index>(x.size()), 3);
+  Eigen::VectorXd y = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(x.size()));
+  for (std::size_t i = 0; i < x.size(); ++i) A.row(static_cast<Eigen::Index>(i)) = x[i].transpose() / t[i];
+  return A.colPivHouseholderQr().solve(y);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<double> number_list(JsonObject& o, const std::string& key) {
+  const Json& a = o.raw(key);
+  if (!a.is_array() || a.empty()) o.fail(key, "a non-empty array of numbers");
+  std::vector<double> v;
+  for (const auto& x : a) {
+    if (!x.is_number() || x.get<double>() <= 0) o.fail(key, "a non-empty array of positive numbers");
+    v.push_back(x.get<double>());
+  }
+  return v;
+}
 
 }  // namespace
 
@@ -54,13 +90,8 @@ nlohmann::json import_published_tables(const nlohmann::json& tables, const std::
   }
   g.finish();
 
-  const int tile_m = 128, small_tile_m = 64, tile_n = 128;
-  auto features = [&](const GemmPoint& p) {
-    const long long tm = p.m <= small_tile_m ? small_tile_m : tile_m;
-    const long long waves = ceil_div(p.groups * ceil_div(p.m, tm) * ceil_div(p.n, tile_n), sms);
-    return Eigen::Vector3d(1.0, static_cast<double>(waves),
-                           static_cast<double>(waves) * static_cast<double>(p.k) * static_cast<double>(tm) / tile_m);
-  };
+  const int tile_m = kTileM, small_tile_m = kSmallTileM, tile_n = kTileN;
+  auto features = [&](const GemmPoint& p) { return wave_features(p.m, p.n, p.k, p.groups, sms); };
   auto fitted = [&](const GemmPoint& p) {
     return p.layout != "grouped_masked" && p.m * p.groups >= options.min_rows_fitted;
   };
@@ -71,14 +102,13 @@ nlohmann::json import_published_tables(const nlohmann::json& tables, const std::
     throw InputError(file, "/gemm_fp8/points", fmt::format("{} compute-bound points", fit_set.size()),
                      "at least 3 dense or contiguous-grouped points with M*groups >= " +
                          std::to_string(options.min_rows_fitted));
-  Eigen::MatrixXd A(static_cast<Eigen::Index>(fit_set.size()), 3);
-  Eigen::VectorXd y(static_cast<Eigen::Index>(fit_set.size()));
-  for (std::size_t i = 0; i < fit_set.size(); ++i) {
-    const double t = fit_set[i]->seconds();
-    A.row(static_cast<Eigen::Index>(i)) = features(*fit_set[i]).transpose() / t;  // relative-error weights
-    y(static_cast<Eigen::Index>(i)) = 1.0;
+  std::vector<Eigen::Vector3d> xs;
+  std::vector<double> ts;
+  for (const auto* p : fit_set) {
+    xs.push_back(features(*p));
+    ts.push_back(p->seconds());
   }
-  const Eigen::Vector3d c = A.colPivHouseholderQr().solve(y);
+  const Eigen::Vector3d c = fit_relative(xs, ts);
 
   // Memory-bound roofline parameters (used for residuals of the other points).
   auto mb = root.object("memory_bound");
@@ -121,6 +151,81 @@ nlohmann::json import_published_tables(const nlohmann::json& tables, const std::
   const std::string bwd_src = a.string("backward_source");
   a.finish();
 
+  // ---- Training-only kernels (published training profile) ----
+  auto tk = root.object("training_kernels");
+  const std::string tk_source = tk.string("source");
+  tk.string("why");
+  const int tk_sms = static_cast<int>(tk.integer("sms_used", 1, 100000));
+  auto wg = tk.object("wgrad_fp8");
+  wg.string("description");
+  const Json& wpts = wg.raw("points");
+  if (!wpts.is_array() || wpts.size() < 3) wg.fail("points", "an array of at least 3 weight-gradient GEMM measurements");
+  std::vector<Eigen::Vector3d> wx;
+  std::vector<double> wt;
+  nlohmann::json wres = nlohmann::json::array();
+  struct WPoint { std::string weight; long long m, n, k; double t; };
+  std::vector<WPoint> wlist;
+  for (std::size_t i = 0; i < wpts.size(); ++i) {
+    JsonObject q(wpts[i], file, fmt::format("{}/points/{}", wg.path(), i));
+    WPoint w{q.string("weight"), q.integer("m", 1, 1 << 24), q.integer("n", 1, 1 << 24), q.integer("k", 1, 1 << 24), 0};
+    w.t = median(number_list(q, "us")) * 1e-6;
+    q.finish();
+    wx.push_back(wave_features(w.m, w.n, w.k, 1, tk_sms));
+    wt.push_back(w.t);
+    wlist.push_back(w);
+  }
+  const Eigen::Vector3d cw = fit_relative(wx, wt);
+  double w_sum = 0, w_max = 0;
+  for (std::size_t i = 0; i < wlist.size(); ++i) {
+    const double pred = wx[i].dot(cw);
+    const double err = pred / wlist[i].t - 1.0;
+    w_sum += std::abs(err);
+    w_max = std::max(w_max, std::abs(err));
+    wres.push_back({{"weight", wlist[i].weight}, {"m", wlist[i].m}, {"n", wlist[i].n}, {"k", wlist[i].k},
+                    {"measured_us", wlist[i].t * 1e6}, {"predicted_us", pred * 1e6}, {"relative_error", err},
+                    {"fitted", true}});
+  }
+  {
+    auto h = wg.object("holdout");
+    h.string("description");
+    const long long experts = h.integer("experts", 1, 1 << 20);
+    auto up = h.object("up");
+    auto dn = h.object("down");
+    const double pred = static_cast<double>(experts) *
+                        (wave_features(up.integer("m", 1, 1 << 24), up.integer("n", 1, 1 << 24), up.integer("k", 1, 1 << 24), 1, tk_sms).dot(cw) +
+                         wave_features(dn.integer("m", 1, 1 << 24), dn.integer("n", 1, 1 << 24), dn.integer("k", 1, 1 << 24), 1, tk_sms).dot(cw));
+    up.finish();
+    dn.finish();
+    const double meas = median(number_list(h, "wall_us")) * 1e-6;
+    h.finish();
+    wres.push_back({{"weight", "routed experts of one layer (held out)"}, {"measured_us", meas * 1e6},
+                    {"predicted_us", pred * 1e6}, {"relative_error", pred / meas - 1.0}, {"fitted", false}});
+  }
+  wg.finish();
+  auto ab = tk.object("attention_backward");
+  ab.string("description");
+  ab.string("us_note");
+  const double ab_t = median(number_list(ab, "us")) * 1e-6;
+  auto attn_flops = [](JsonObject& o) {
+    const double b = static_cast<double>(o.integer("batch", 1, 1 << 20));
+    const double h = static_cast<double>(o.integer("heads", 1, 1 << 20));
+    const double sq = static_cast<double>(o.integer("seq", 1, 1 << 24));
+    const double dqk = static_cast<double>(o.integer("head_dim_qk", 1, 1 << 16));
+    const double dv = static_cast<double>(o.integer("head_dim_v", 1, 1 << 16));
+    const bool causal = o.boolean("causal");
+    // Forward matmul FLOPs: QK^T and PV, halved for a causal mask.
+    return 2.0 * b * h * sq * sq * (dqk + dv) * (causal ? 0.5 : 1.0);
+  };
+  const double ab_fwd_flops = attn_flops(ab);
+  ab.finish();
+  auto af = tk.object("attention_forward_check");
+  af.string("description");
+  const double af_t = median(number_list(af, "us")) * 1e-6;
+  af.finish();
+  tk.finish();
+  // Backward executes 2.5x the forward FLOPs (FlashAttention recomputes QK^T).
+  const double bwd_rate_per_sm = 2.5 * ab_fwd_flops / ab_t / tk_sms;
+
   // ---- All-to-all ----
   auto e = root.object("ep_all_to_all");
   e.string("settings");
@@ -149,7 +254,8 @@ nlohmann::json import_published_tables(const nlohmann::json& tables, const std::
   nlohmann::json sources = nlohmann::json::array();
   for (const auto& s : gemm_sources) sources.push_back("GEMM: " + s);
   sources.push_back("Attention forward: " + fwd_src);
-  sources.push_back("Attention backward: " + bwd_src);
+  sources.push_back("Attention backward and weight-gradient GEMMs: " + tk_source);
+  sources.push_back("Attention backward (cross-check, not used): " + bwd_src);
   sources.push_back("Memory-bound: " + mb_source);
   sources.push_back("All-to-all: " + ep_src);
   sources.push_back(fmt::format("Reference GPU datasheet: {} ({})", gpu.full_name, gpu_name));
@@ -171,8 +277,25 @@ nlohmann::json import_published_tables(const nlohmann::json& tables, const std::
                        {"mean_abs_rel_error", sum_abs / static_cast<double>(fit_set.size())},
                        {"max_abs_rel_error", max_abs},
                        {"residuals", residuals}}}};
-  out["attention_bf16"] = {{"forward_TFLOPS_per_sm", fwd_tflops / attn_sms},
-                           {"backward_TFLOPS_per_sm", fwd_tflops * ratio / attn_sms}};
+  out["gemm_fp8_wgrad"] = {{"t0_us", cw(0) * 1e6},
+                           {"alpha_us", cw(1) * 1e6},
+                           {"beta_ns_per_k", cw(2) * 1e9},
+                           {"tile_m", tile_m},
+                           {"small_tile_m", small_tile_m},
+                           {"tile_n", tile_n},
+                           {"fit",
+                            {{"points", wlist.size()},
+                             {"mean_abs_rel_error", w_sum / static_cast<double>(wlist.size())},
+                             {"max_abs_rel_error", w_max},
+                             {"residuals", wres}}}};
+  const double fwd_rate_per_sm = fwd_tflops * 1e12 / attn_sms;
+  out["attention_bf16"] = {
+      {"forward_TFLOPS_per_sm", fwd_rate_per_sm / 1e12},
+      {"backward_TFLOPS_per_sm", bwd_rate_per_sm / 1e12},
+      {"checks",
+       {{"forward_trace_measured_us", af_t * 1e6},
+        {"forward_predicted_us", ab_fwd_flops / (fwd_rate_per_sm * tk_sms) * 1e6},
+        {"backward_from_flashmla_ratio_TFLOPS_per_sm", fwd_tflops * ratio / attn_sms}}}};
   out["memory_bound"] = {{"hbm_efficiency", hbm_eff}, {"t0_us", std::max(0.0, c(0) * 1e6)}};
   out["ep_all_to_all"] = {{"saturating_sms", sat}, {"ref_nic_GBps", nic}, {"ref_nvlink_GBps", nvl}, {"points", ep_out}};
   out["sources"] = sources;

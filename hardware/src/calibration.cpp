@@ -28,9 +28,9 @@ KernelTimer::KernelTimer(const CalibrationProfile& profile, const GpuSpec& gpu, 
 }
 
 Time KernelTimer::gemm(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t groups,
-                       Precision precision) const {
+                       Precision precision, bool weight_gradient) const {
   if (m <= 0 || n <= 0 || k <= 0 || groups <= 0) return Time::zero();
-  const GemmFit& f = p_->gemm_fp8;
+  const GemmFit& f = weight_gradient ? p_->gemm_fp8_wgrad : p_->gemm_fp8;
   const double peak = gpu_->peak(precision).value();
   if (peak <= 0)
     throw std::invalid_argument(fmt::format("{} has no {} tensor-core rate", gpu_->name, to_string(precision)));
@@ -121,26 +121,29 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
     p.ref_hbm_Bps = r.number("hbm_TBps", 0.01, 1000) * 1e12;
     r.finish();
   }
-  {
-    auto g = o.object("gemm_fp8");
-    p.gemm_fp8.t0_s = g.number("t0_us", -1e3, 1e6) * 1e-6;
-    p.gemm_fp8.alpha_s = g.number("alpha_us", 0, 1e6) * 1e-6;
-    p.gemm_fp8.beta_s = g.number("beta_ns_per_k", 1e-9, 1e6) * 1e-9;
-    p.gemm_fp8.tile_m = static_cast<int>(g.integer("tile_m", 1, 4096));
-    p.gemm_fp8.small_tile_m = static_cast<int>(g.integer("small_tile_m", 1, 4096));
-    p.gemm_fp8.tile_n = static_cast<int>(g.integer("tile_n", 1, 4096));
+  auto read_fit = [&](const char* key, GemmFit& f) {
+    auto g = o.object(key);
+    f.t0_s = g.number("t0_us", -1e3, 1e6) * 1e-6;
+    f.alpha_s = g.number("alpha_us", -1e3, 1e6) * 1e-6;
+    f.beta_s = g.number("beta_ns_per_k", 1e-9, 1e6) * 1e-9;
+    f.tile_m = static_cast<int>(g.integer("tile_m", 1, 4096));
+    f.small_tile_m = static_cast<int>(g.integer("small_tile_m", 1, 4096));
+    f.tile_n = static_cast<int>(g.integer("tile_n", 1, 4096));
     auto fit = g.object("fit");
-    p.gemm_fp8.points_fitted = static_cast<int>(fit.integer("points", 0, 1000000));
-    p.gemm_fp8.mean_abs_rel_error = fit.number("mean_abs_rel_error", 0, 100);
-    p.gemm_fp8.max_abs_rel_error = fit.number("max_abs_rel_error", 0, 100);
+    f.points_fitted = static_cast<int>(fit.integer("points", 0, 1000000));
+    f.mean_abs_rel_error = fit.number("mean_abs_rel_error", 0, 100);
+    f.max_abs_rel_error = fit.number("max_abs_rel_error", 0, 100);
     fit.raw("residuals");
     fit.finish();
     g.finish();
-  }
+  };
+  read_fit("gemm_fp8", p.gemm_fp8);
+  read_fit("gemm_fp8_wgrad", p.gemm_fp8_wgrad);
   {
     auto a = o.object("attention_bf16");
     p.attn_fwd_flops_per_sm = a.number("forward_TFLOPS_per_sm", 1e-6, 1e6) * 1e12;
     p.attn_bwd_flops_per_sm = a.number("backward_TFLOPS_per_sm", 1e-6, 1e6) * 1e12;
+    a.raw_optional("checks");  // informative residuals, not used for timing
     a.finish();
   }
   {
@@ -199,6 +202,18 @@ nlohmann::json to_json(const CalibrationProfile& p) {
                      {"mean_abs_rel_error", p.gemm_fp8.mean_abs_rel_error},
                      {"max_abs_rel_error", p.gemm_fp8.max_abs_rel_error},
                      {"residuals", nlohmann::json::array()}}}};
+  const GemmFit& w = p.gemm_fp8_wgrad;
+  j["gemm_fp8_wgrad"] = {{"t0_us", w.t0_s * 1e6},
+                         {"alpha_us", w.alpha_s * 1e6},
+                         {"beta_ns_per_k", w.beta_s * 1e9},
+                         {"tile_m", w.tile_m},
+                         {"small_tile_m", w.small_tile_m},
+                         {"tile_n", w.tile_n},
+                         {"fit",
+                          {{"points", w.points_fitted},
+                           {"mean_abs_rel_error", w.mean_abs_rel_error},
+                           {"max_abs_rel_error", w.max_abs_rel_error},
+                           {"residuals", nlohmann::json::array()}}}};
   j["attention_bf16"] = {{"forward_TFLOPS_per_sm", p.attn_fwd_flops_per_sm / 1e12},
                          {"backward_TFLOPS_per_sm", p.attn_bwd_flops_per_sm / 1e12}};
   j["memory_bound"] = {{"hbm_efficiency", p.hbm_efficiency}, {"t0_us", p.memory_t0_s * 1e6}};

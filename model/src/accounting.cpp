@@ -26,6 +26,7 @@ constexpr double kFp32 = 4.0;
 // One FP8 element plus its share of the fp32 scale kept per 128 elements
 // (1x128 activation tiles, 128x1 for wgrad): 1 + 4/128 bytes.
 constexpr double kFp8Tiled = 1.0 + 4.0 / 128.0;
+constexpr double kE5m6 = 1.5;  // 12-bit E5M6 (V3 report §3.3.3), power-of-2 scales ignored
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 double d(std::int64_t v) { return static_cast<double>(v); }
@@ -612,8 +613,8 @@ double mha_activations(const Architecture& a, const Dims& x, Recompute r) {
   double keep = d(x.Tn) * d(x.h) * kBf16;                            // norm input
   if (r == Recompute::None) keep += d(x.Tn) * d(x.h) * x.a_lin;     // normed input of wqkv
   keep += d(x.T) * d(x.Hl + 2 * x.KVl) * hd * kBf16;                 // q, k, v after RoPE
-  keep += d(x.T) * d(x.Hl) * hd * kBf16 + d(x.b) * d(x.Hl) * d(x.s) * kFp32;  // output + LSE
-  if (x.fp8) keep += d(x.T) * d(x.Hl) * hd * kFp8Tiled;              // fp8 copy: wo input
+  // Output + LSE; with FP8 kept once in E5M6 as in mla_activations.
+  keep += d(x.T) * d(x.Hl) * hd * (x.fp8 ? kE5m6 : kBf16) + d(x.b) * d(x.Hl) * d(x.s) * kFp32;
   return keep;
 }
 
@@ -636,8 +637,12 @@ double mla_activations(const Architecture& a, const Dims& x, Recompute r) {
     keep += T * m.kv_lora_rank * x.a_lin;                      // kv_norm output (wkv_b input)
     keep += T * H * (qk + m.v_head_dim) * kBf16;               // k and v
   }
-  keep += T * H * m.v_head_dim * kBf16 + d(x.b) * H * d(x.s) * kFp32;  // output + LSE
-  if (x.fp8) keep += T * H * m.v_head_dim * kFp8Tiled;                 // fp8 copy: wo input
+  // Attention output + LSE. With FP8 training DeepSeek-V3 caches the input
+  // of the Linear after attention once, in its custom E5M6 format (12 bits)
+  // with power-of-2 scales, and casts it back for the attention backward
+  // (V3 report §3.3.3; the published training profile shows the cast-back
+  // kernel); otherwise the BF16 output serves both.
+  keep += T * H * m.v_head_dim * (x.fp8 ? kE5m6 : kBf16) + d(x.b) * H * d(x.s) * kFp32;
   return keep;
 }
 
@@ -667,7 +672,11 @@ double moe_activations(const Architecture& a, const Dims& x, const OpContext& c,
   keep += rows * h * row_bytes;                                          // received rows (up input)
   keep += rows * ffn_mult(a) * fe * x.a_act;                             // expert activation input
   if (none) keep += rows * fe * x.a_lin;                                 // expert activation output
-  keep += rows * h * kBf16;                                              // expert outputs (weight grads)
+  // Expert outputs are not kept: the routing weight is applied inside the
+  // expert, to the SwiGLU output before the down-projection (the fused
+  // "swiglu ... with_weight" kernels of DeepSeek's published training
+  // profile), so the combine is a plain sum and the routing-weight gradient
+  // comes from the SwiGLU backward.
   return keep;
 }
 

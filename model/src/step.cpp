@@ -357,7 +357,34 @@ StepResult simulate_step(const StepInputs& in) {
     // FP32 master weights + BF16 first and second moments (V3 report §3.3.3).
     m.optimizer_bytes = sharded(8.0, plan.zero_stage >= 1);
     m.activation_chunks_peak = r.exec.peak_activations_per_rank[static_cast<std::size_t>(rk)];
-    m.activations_bytes = act_max * m.activation_chunks_peak;
+    // Weighted peak: walk the rank's executed ops in time order; a forward
+    // adds its stage's activations, the input-backward of the same chunk
+    // frees them (an overlapped F&B holds both while it runs).
+    {
+      const auto& ops = r.schedule.per_rank[static_cast<std::size_t>(rk)];
+      const auto& tl = r.exec.timeline[static_cast<std::size_t>(rk)];
+      auto act = [&](int stage) { return r.stages[static_cast<std::size_t>(stage)].activations_per_microbatch.value(); };
+      double live = 0, peak = 0;
+      for (const auto& t : tl) {
+        const auto& op = ops[static_cast<std::size_t>(t.index)];
+        switch (op.type) {
+          case ChunkOpType::F: live += act(op.fwd.stage); peak = std::max(peak, live); break;
+          case ChunkOpType::FB:
+            live += act(op.fwd.stage);
+            peak = std::max(peak, live);
+            live -= act(op.bwd.stage);
+            break;
+          // A split backward (B then W) keeps the chunk's activations until
+          // W: the weight gradients need the Linear inputs it caches, and
+          // the output gradients B produced (conservative: all of it).
+          case ChunkOpType::B: break;
+          case ChunkOpType::BW:
+          case ChunkOpType::W: live -= act(op.bwd.stage); break;
+        }
+      }
+      m.activations_bytes = peak;
+    }
+    (void)act_max;
     m.transient_bytes = transient;
     r.memory.push_back(m);
     if (m.total_bytes() > r.peak_memory.total_bytes()) r.peak_memory = m;

@@ -13,7 +13,8 @@ TimedOp time_op(const Op& op, const hw::KernelTimer& timer, const TimingContext&
   switch (op.kind) {
     case OpKind::Gemm:
     case OpKind::GroupedGemm:
-      t.duration = timer.gemm(op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.groups, op.precision);
+      t.duration = timer.gemm(op.gemm.m, op.gemm.n, op.gemm.k, op.gemm.groups, op.precision,
+                              op.pass == Pass::BackwardWeight);
       break;
     case OpKind::Attention:
       t.duration = timer.attention(op.flops.value(), op.pass != Pass::Forward);

@@ -19,8 +19,14 @@
 //    waves). t0, alpha and beta are fitted by least squares (relative error)
 //    to DeepGEMM's published H800 tables in the compute-bound regime; the fit
 //    residuals are stored in the profile.
+//    Weight-gradient GEMMs (K = tokens, accumulating into FP32 main
+//    gradients) use a second fit of the same form to the published training
+//    profile's weight-gradient kernels: DeepGEMM publishes forward-shaped
+//    kernels only, and the training framework's weight-gradient kernels ran
+//    at about half their rate.
 //  * Attention core (BF16): executed FLOPs / (rate per SM * SMs), with a
-//    forward rate and a backward rate.
+//    forward rate (FlashMLA) and a backward rate (the published training
+//    profile's FlashAttention backward).
 //  * Memory-bound kernels: bytes / (hbm_efficiency * HBM peak) + t0.
 //  * MoE all-to-all (dispatch/combine): logical bytes / bandwidth, with the
 //    bandwidth interpolated (log of the EP degree) in DeepEP's published table,
@@ -74,7 +80,8 @@ struct CalibrationProfile {
   int ref_sms = 132;
   double ref_peak_fp8_flops = 0;  // datasheet FP8 dense peak of the measured GPU
   double ref_hbm_Bps = 0;
-  GemmFit gemm_fp8;
+  GemmFit gemm_fp8;        // forward and input-gradient GEMMs
+  GemmFit gemm_fp8_wgrad;  // weight-gradient GEMMs (K = tokens, FP32 accumulation)
   double attn_fwd_flops_per_sm = 0;  // FLOP/s per SM, forward
   double attn_bwd_flops_per_sm = 0;  // FLOP/s per SM, backward
   double hbm_efficiency = 0.9;
@@ -90,8 +97,9 @@ struct CalibrationProfile {
 class KernelTimer {
  public:
   KernelTimer(const CalibrationProfile& profile, const GpuSpec& gpu, int compute_sms);
+  // weight_gradient selects the weight-gradient fit (dW = dY^T X).
   Time gemm(std::int64_t m, std::int64_t n, std::int64_t k, std::int64_t groups,
-            Precision precision) const;
+            Precision precision, bool weight_gradient = false) const;
   Time attention(double executed_flops, bool backward) const;
   Time memory(ByteCount bytes) const;
   // All-to-all: logical bytes sent by one GPU. nic/nvlink are this system's
