@@ -234,6 +234,36 @@ nlohmann::json chrome_trace(const Simulation& sim) {
                         {"args", {{"phase", op.phase}}}});
     }
   }
+  // Kernel-level streams for the busiest rank: each chunk is replayed on the
+  // two-stream chunk simulator and its kernels are placed at the chunk's start.
+  const int rk = st.breakdown.rank;
+  events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 1}, {"args", {{"name", "compute stream (kernels)"}}}});
+  events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 2}, {"args", {{"name", "communication stream (kernels)"}}}});
+  const auto& ops = st.schedule.per_rank[static_cast<std::size_t>(rk)];
+  for (const auto& t : st.exec.timeline[static_cast<std::size_t>(rk)]) {
+    const auto& op = ops[static_cast<std::size_t>(t.index)];
+    const auto f = static_cast<std::size_t>(op.fwd.stage), b = static_cast<std::size_t>(op.bwd.stage);
+    std::vector<const model::ChunkProgram*> progs;
+    switch (op.type) {
+      case ChunkOpType::F: progs = {&st.program_f[f]}; break;
+      case ChunkOpType::B: progs = {&st.program_b[b]}; break;
+      case ChunkOpType::W: progs = {&st.program_w[b]}; break;
+      case ChunkOpType::BW: progs = {&st.program_bw[b]}; break;
+      case ChunkOpType::FB: progs = {&st.program_f[f], &st.program_bw[b]}; break;
+    }
+    const auto res = model::simulate_chunks(progs, true);
+    for (const auto& iv : res.intervals) {
+      const auto& top = progs[static_cast<std::size_t>(iv.program)]->ops[static_cast<std::size_t>(iv.op)];
+      events.push_back({{"ph", "X"},
+                        {"name", top.op.name},
+                        {"cat", model::to_string(top.op.pass)},
+                        {"pid", rk},
+                        {"tid", top.stream == model::Stream::Compute ? 1 : 2},
+                        {"ts", us(t.start + iv.start)},
+                        {"dur", us(iv.end - iv.start)},
+                        {"args", {{"layer", top.layer}, {"kind", model::to_string(top.op.kind)}}}});
+    }
+  }
   nlohmann::json j;
   j["traceEvents"] = events;
   j["displayTimeUnit"] = "ms";

@@ -128,7 +128,6 @@ StepResult simulate_step(const StepInputs& in) {
       r.stages.push_back(sc);
     }
   }
-  std::vector<ChunkProgram> prog_f, prog_bw;
   for (int s = 0; s < stages; ++s) {
     auto& sc = r.stages[static_cast<std::size_t>(s)];
     const auto& L = stage_layers[static_cast<std::size_t>(s)];
@@ -165,9 +164,13 @@ StepResult simulate_step(const StepInputs& in) {
         sc.transient = ByteCount(std::max(sc.transient.value(), tokens * arch.vocab / plan.tp * 6.0));
       }
     }
-    prog_f.push_back(std::move(f));
-    prog_bw.push_back(std::move(bw));
+    r.program_f.push_back(std::move(f));
+    r.program_b.push_back(std::move(b));
+    r.program_w.push_back(std::move(w));
+    r.program_bw.push_back(std::move(bw));
   }
+  const auto& prog_f = r.program_f;
+  const auto& prog_bw = r.program_bw;
 
   // ---- schedule ----
   r.schedule = make_schedule(plan.schedule, plan.pp, static_cast<int>(in.microbatches));

@@ -84,6 +84,10 @@ struct LayerTiming {
 struct StepResult {
   std::vector<LayerTiming> layer_kinds;  // one entry per distinct layer kind
   std::vector<StageCost> stages;
+  // Per stage: the chunk programs (forward, input backward, weight backward,
+  // full backward) whose simulation gave the stage's chunk times; kept so a
+  // trace can replay any chunk kernel by kernel.
+  std::vector<ChunkProgram> program_f, program_b, program_w, program_bw;
   std::vector<PairCost> pairs;
   Schedule schedule;
   ExecResult exec;

@@ -1,0 +1,223 @@
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "trainsim/app/report.hpp"
+#include "trainsim/app/scenario.hpp"
+#include "trainsim/common/json_reader.hpp"
+
+using namespace trainsim;
+
+namespace {
+
+Json default_json() {
+  return parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/deepseek-v3-pretrain.json");
+}
+
+Json report_of(const Json& scenario) {
+  return app::make_report(app::simulate(app::parse_scenario(scenario, "test.json")));
+}
+
+}  // namespace
+
+TEST_SUITE("validation") {
+// DeepSeek-V3 Technical Report (arXiv 2412.19437) §1 / Table 1: pre-training
+// cost 180K H800 GPU-hours per trillion tokens (2.664M GPU-hours for 14.8T
+// tokens on 2048 H800). Tolerance 10% (issue acceptance). The prediction is
+// built from kernel measurements only; nothing is fitted to this figure.
+TEST_CASE("DeepSeek-V3 pre-training: GPU-hours per trillion tokens within 10% of 180K") {
+  const Json r = report_of(default_json());
+  const double gh = r["gpu_hours_per_trillion_tokens"].get<double>();
+  MESSAGE("predicted GPU-hours per trillion tokens: " << gh);
+  CHECK(gh > 180000.0 * 0.90);
+  CHECK(gh < 180000.0 * 1.10);
+  // 14.8T tokens x 180K GPU-h/T = 2.664M GPU-hours; same tolerance.
+  CHECK(r["total_gpu_hours"].get<double>() == doctest::Approx(2.664e6).epsilon(0.10));
+  CHECK(r["memory"]["fits"].get<bool>());
+}
+
+// deepseek-ai/profile-data train.json: one DualPipe forward+backward chunk
+// pair of 4 MoE layers (EP64, 4K tokens, 20 communication SMs) spans 129.0 ms.
+// The attention backward and weight-gradient kernels of the calibration come
+// from this same trace, so this check is not independent of it for those
+// kernels; the forward and input-gradient GEMMs, the attention forward, the
+// memory-bound kernels, the all-to-all and the overlap are. Tolerance 10%.
+TEST_CASE("overlapped F&B pair of a 4-MoE-layer stage within 10% of DeepSeek's published profile") {
+  const auto sim = app::simulate(app::parse_scenario(default_json(), "test.json"));
+  bool found = false;
+  for (const auto& p : sim.step.pairs) {
+    const auto& fs = sim.step.stages[static_cast<std::size_t>(p.forward_stage)];
+    const auto& bs = sim.step.stages[static_cast<std::size_t>(p.backward_stage)];
+    auto all_moe = [](const model::StageCost& s) {
+      if (s.layers.size() != 4) return false;
+      for (auto k : s.layers)
+        if (k != model::LayerKind::Moe) return false;
+      return true;
+    };
+    if (!all_moe(fs) || !all_moe(bs)) continue;
+    found = true;
+    MESSAGE("simulated pair: " << p.duration.to_ms() << " ms (published 129.0 ms)");
+    CHECK(p.duration.to_ms() == doctest::Approx(129.0).epsilon(0.10));
+    break;
+  }
+  CHECK(found);
+}
+}
+
+TEST_SUITE("unit") {
+TEST_CASE("the report has the documented keys and a consistent breakdown") {
+  const Json r = report_of(default_json());
+  for (const char* k : {"step_time_s", "tokens_per_second", "tokens_per_second_per_gpu", "model_tflops_per_gpu", "mfu",
+                        "gpu_hours_per_trillion_tokens", "total_gpu_hours", "total_cost_usd", "wall_clock_days",
+                        "breakdown", "memory", "scenario", "calibration", "assumptions"})
+    CHECK_MESSAGE(r.contains(k), k);
+  const double step = r["step_time_s"].get<double>();
+  const auto& b = r["breakdown"];
+  double sum = b["compute_s"].get<double>() + b["pipeline_bubble_s"].get<double>() + b["optimizer_s"].get<double>() +
+               b["other_s"].get<double>();
+  for (const auto& [k, v] : b["exposed_communication_s"].items()) sum += v.get<double>();
+  CHECK(sum == doctest::Approx(step).epsilon(1e-9));
+  CHECK(b["other_s"].get<double>() >= -1e-9);
+  const double mfu = r["mfu"].get<double>();
+  CHECK(mfu > 0.0);
+  CHECK(mfu < 1.0);
+  // Cost = GPU-hours x price; GPU-hours = tokens / throughput x GPUs.
+  CHECK(r["total_cost_usd"].get<double>() == doctest::Approx(r["total_gpu_hours"].get<double>() * 2.0));
+  CHECK(r["total_gpu_hours"].get<double>() ==
+        doctest::Approx(14.8e12 / r["tokens_per_second"].get<double>() * 2048 / 3600.0));
+}
+
+TEST_CASE("the same scenario gives byte-identical reports") {
+  CHECK(report_of(default_json()).dump() == report_of(default_json()).dump());
+}
+
+TEST_CASE("what-if: 1F1B instead of DualPipe is slower and exposes the all-to-all") {
+  Json j = default_json();
+  const Json base = report_of(j);
+  j["parallelism"]["schedule"] = "1f1b";
+  const Json r = report_of(j);
+  CHECK(r["step_time_s"].get<double>() > base["step_time_s"].get<double>() * 1.05);
+  const auto exposed = [](const Json& x) {
+    return x["breakdown"]["exposed_communication_s"]["ep_dispatch"].get<double>() +
+           x["breakdown"]["exposed_communication_s"]["ep_combine"].get<double>();
+  };
+  CHECK(exposed(r) > 2.0 * exposed(base));
+  // 1F1B holds PP micro-batches of activations on its first rank, DualPipe PP+1.
+  CHECK(r["memory"]["per_rank"][0]["activation_microbatches_in_flight"].get<int>() == 16);
+  CHECK(base["memory"]["per_rank"][0]["activation_microbatches_in_flight"].get<int>() == 17);
+}
+
+TEST_CASE("what-if: BF16 GEMMs instead of FP8 are slower and need more activation memory") {
+  Json j = default_json();
+  const Json base = report_of(j);
+  j["precision"]["gemm"] = "bf16";
+  const Json r = report_of(j);
+  CHECK(r["step_time_s"].get<double>() > base["step_time_s"].get<double>() * 1.15);
+  CHECK(r["memory"]["activations_gib"].get<double>() > base["memory"]["activations_gib"].get<double>());
+  // Same model, same tokens: model FLOPs per token do not depend on precision.
+  CHECK(r["model_flops_per_token"].get<double>() == doctest::Approx(base["model_flops_per_token"].get<double>()));
+}
+
+TEST_CASE("what-if: half the InfiniBand bandwidth slows the all-to-all and the step") {
+  Json j = default_json();
+  const Json base = report_of(j);
+  j["cluster"]["network"]["nic_Gbps"] = 200;
+  const Json r = report_of(j);
+  CHECK(r["step_time_s"].get<double>() > base["step_time_s"].get<double>() * 1.05);
+  CHECK(r["pipeline"]["p2p_transfer_s"].get<double>() > base["pipeline"]["p2p_transfer_s"].get<double>() * 1.9);
+}
+
+TEST_CASE("what-if: a layout that does not fit is reported as not fitting, with the numbers") {
+  Json j = default_json();
+  j["parallelism"]["recompute"] = "none";
+  j["parallelism"]["micro_batch_size"] = 2;
+  const Json r = report_of(j);
+  CHECK_FALSE(r["memory"]["fits"].get<bool>());
+  CHECK(r["memory"]["peak_gib_per_gpu"].get<double>() > r["memory"]["capacity_gib"].get<double>());
+  const double parts = r["memory"]["weights_gib"].get<double>() + r["memory"]["gradients_gib"].get<double>() +
+                       r["memory"]["optimizer_gib"].get<double>() + r["memory"]["activations_gib"].get<double>() +
+                       r["memory"]["transient_gib"].get<double>();
+  CHECK(parts == doctest::Approx(r["memory"]["peak_gib_per_gpu"].get<double>()));
+}
+
+TEST_CASE("what-if: more nodes at the same layout per stage scale throughput, not per-GPU speed") {
+  Json j = default_json();
+  const Json base = report_of(j);
+  j["cluster"]["nodes"] = 128;
+  j["parallelism"]["dp"] = 64;
+  j["training"]["global_batch_size"] = 7680;
+  const Json r = report_of(j);
+  // Same micro-batches per pipeline, half the replicas: about half the tokens/s.
+  CHECK(r["tokens_per_second"].get<double>() ==
+        doctest::Approx(base["tokens_per_second"].get<double>() / 2).epsilon(0.05));
+}
+
+TEST_CASE("a dense Llama-style model on H100 runs end to end with 1F1B and tensor parallelism") {
+  Json j = default_json();
+  j["model"] = "llama3-70b";
+  j["cluster"]["gpu"] = "H100";
+  j["cluster"]["nodes"] = 64;
+  j["cluster"]["network"]["topology"] = "fat-tree";
+  j["cluster"]["network"].erase("planes");
+  j["parallelism"] = {{"tp", 8}, {"pp", 4}, {"dp", 16}, {"schedule", "1f1b"}, {"micro_batch_size", 1},
+                      {"recompute", "selective"}, {"sequence_parallel", true}};
+  j["precision"]["gemm"] = "bf16";
+  j["training"] = {{"seq_len", 8192}, {"global_batch_size", 1024}, {"tokens", 15e12}};
+  const Json r = report_of(j);
+  const double mfu = r["mfu"].get<double>();
+  MESSAGE("llama3-70b on 512 H100 (tp8 pp4 dp16): MFU " << mfu);
+  CHECK(mfu > 0.15);
+  CHECK(mfu < 0.75);
+  CHECK(r["breakdown"]["exposed_communication_s"]["tensor_parallel"].get<double>() > 0.0);
+  // The H800 profile is transferred to the H100 and the report says so.
+  CHECK(r["calibration"]["transferred"].get<bool>());
+}
+}
+
+TEST_SUITE("golden") {
+TEST_CASE("CLI: bad input exits with code 2 and writes nothing") {
+  namespace fs = std::filesystem;
+  const std::string bin = std::string(TRAINSIM_BINARY_DIR) + "/trainsim";
+  const fs::path dir = fs::path(TRAINSIM_BINARY_DIR) / "cli-test";
+  fs::create_directories(dir);
+  const fs::path bad = dir / "bad.json";
+  Json j = default_json();
+  j["parallelism"]["ep"] = 48;
+  std::ofstream(bad) << j.dump();
+  const fs::path out = dir / "out.json";
+  fs::remove(out);
+  const std::string cmd = bin + " simulate " + bad.string() + " --report " + out.string() + " 2>" + (dir / "err.txt").string();
+  const int status = std::system(cmd.c_str());
+  REQUIRE(status != -1);
+  CHECK(WEXITSTATUS(status) == 2);
+  CHECK_FALSE(fs::exists(out));
+  std::ifstream err(dir / "err.txt");
+  const std::string msg((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  CHECK(msg.find("bad.json") != std::string::npos);
+  CHECK(msg.find("/parallelism/ep") != std::string::npos);
+  CHECK(msg.find("48") != std::string::npos);
+}
+
+TEST_CASE("CLI: a good scenario writes the report and the trace") {
+  namespace fs = std::filesystem;
+  const std::string bin = std::string(TRAINSIM_BINARY_DIR) + "/trainsim";
+  const fs::path dir = fs::path(TRAINSIM_BINARY_DIR) / "cli-test";
+  fs::create_directories(dir);
+  const fs::path rep = dir / "r.json", tr = dir / "t.json";
+  const std::string cmd = bin + " simulate " + std::string(TRAINSIM_SOURCE_DIR) +
+                          "/scenarios/deepseek-v3-pretrain.json --quiet --report " + rep.string() + " --trace " +
+                          tr.string();
+  const int status = std::system(cmd.c_str());
+  REQUIRE(status != -1);
+  CHECK(WEXITSTATUS(status) == 0);
+  const Json r = parse_json_file(rep.string());
+  CHECK(r.contains("gpu_hours_per_trillion_tokens"));
+  const Json t = parse_json_file(tr.string());
+  // Every rank's chunks, plus the kernels of the busiest rank's chunks.
+  CHECK(t["traceEvents"].size() > 16 * 100 + 240 * 50);
+}
+}
