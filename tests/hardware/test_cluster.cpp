@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/test_support.hpp"
+
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -28,13 +30,7 @@ ClusterSpec parse(const Json& j) {
 }
 
 InputError parse_error(const Json& j) {
-  try {
-    parse(j);
-  } catch (const InputError& e) {
-    return e;
-  }
-  FAIL("expected an InputError");
-  return InputError("", "", "", "");
+  return test::input_error_of([&] { parse(j); });
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/test_support.hpp"
+
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -25,14 +27,10 @@ Json good_gpu() {
 }
 
 InputError parse_error(const Json& j) {
-  try {
+  return test::input_error_of([&] {
     JsonObject o(j, "gpu.json", "/cluster/gpu");
     parse_gpu(o);
-  } catch (const InputError& e) {
-    return e;
-  }
-  FAIL("expected an InputError");
-  return InputError("", "", "", "");
+  });
 }
 
 }  // namespace

@@ -1,6 +1,5 @@
 #include <doctest/doctest.h>
 
-#include <chrono>
 #include <map>
 #include <set>
 #include <stdexcept>
@@ -57,18 +56,12 @@ std::map<VertexKind, int> kinds_along(const Topology& t, const sim::Route& r) {
 }  // namespace
 
 TEST_SUITE("unit") {
-TEST_CASE("full-size MPFT matches DeepSeek's cost table and builds fast") {
+TEST_CASE("full-size MPFT matches DeepSeek's cost table") {
   // ISCA 2025 Table 3: MPFT 16384 endpoints, 768 switches, 16384 (inter-switch) links.
   // Per plane: 2048 endpoints / 32 down ports = 64 leaves; ceil(64 * 32 / 64) = 32 spines;
   // 8 planes x 96 = 768. Leaf up links: 8 x 64 x 32 = 16384.
   ClusterSpec c = cluster(2048, 8, TopologyKind::MultiPlaneFatTree, 64);
-  auto t0 = std::chrono::steady_clock::now();
   Topology t = Topology::build(c);
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  MESSAGE("16384-GPU MPFT built in " << secs << " s");
-#ifdef NDEBUG
-  CHECK(secs < 1.0);
-#endif
   CHECK(t.gpu_count() == 16384);
   CHECK(t.leaves_per_plane() == 64);
   CHECK(t.spines_per_plane() == 32);

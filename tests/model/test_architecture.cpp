@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/test_support.hpp"
+
 #include <algorithm>
 #include <string>
 
@@ -30,14 +32,10 @@ Json small_moe() {
 }
 
 InputError parse_error(const Json& j) {
-  try {
+  return test::input_error_of([&] {
     JsonObject o(j, "m.json", "/model");
     parse_architecture(o);
-  } catch (const InputError& e) {
-    return e;
-  }
-  FAIL("expected an InputError");
-  return InputError("", "", "", "");
+  });
 }
 
 }  // namespace

@@ -12,7 +12,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -535,28 +534,37 @@ TEST_CASE("execute: an exception from a cost leaves the caller's engine safe to 
   CHECK(e.empty());
 }
 
-TEST_CASE("execute: PP=16 with 120 micro-batches runs in well under 10 ms") {
-  // The 10 ms budget is for optimized builds; Debug and sanitizer builds
-  // (ASan + UBSan measured ~40 ms) only get a sanity bound.
-#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__)
-  const double budget_ms = 10.0;
-#else
-  const double budget_ms = 250.0;
-#endif
-  const ExecCosts c = costs_of({Time::us(10), Time::us(10), Time::us(4), Time::us(15)}, Time::us(1));
-  for (ScheduleKind kind : {ScheduleKind::DualPipe, ScheduleKind::OneFOneB}) {
-    const Schedule s = make_schedule(kind, 16, 120);
-    double best_ms = 1e9;
-    for (int i = 0; i < 3; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const ExecResult r = execute(s, c);
-      const auto t1 = std::chrono::steady_clock::now();
-      best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(t1 - t0).count());
-      CHECK(r.makespan > Time::zero());
+}  // TEST_SUITE("unit")
+
+TEST_SUITE("validation") {
+// DeepSeek-V3's layout (V3 report §3.2.1, deepseek-ai/DualPipe): PP = 16
+// ranks, 120 micro-batches per step, 60 per direction. Every rank holds two
+// stages (r and PP-1-r) and runs each of its 120 chunks exactly once forward,
+// once backward for inputs and once backward for weights; with zero-bubble
+// splitting, part of the backward runs split (B then W) and the rest as full
+// backwards, mostly inside overlapped F&B pairs.
+TEST_CASE("DualPipe operation counts per rank for DeepSeek-V3's PP=16, 120 micro-batches") {
+  const Schedule s = make_schedule(ScheduleKind::DualPipe, 16, 120);
+  REQUIRE(s.per_rank.size() == 16);
+  for (int r = 0; r < 16; ++r) {
+    int fwd = 0, bin = 0, wgt = 0, fb = 0;
+    for (const auto& op : s.per_rank[static_cast<std::size_t>(r)]) {
+      switch (op.type) {
+        case ChunkOpType::F: ++fwd; break;
+        case ChunkOpType::B: ++bin; break;
+        case ChunkOpType::W: ++wgt; break;
+        case ChunkOpType::BW: ++bin; ++wgt; break;
+        case ChunkOpType::FB: ++fwd; ++bin; ++wgt; ++fb; break;
+      }
     }
-    CAPTURE(std::string(to_string(kind)));
-    CHECK_MESSAGE(best_ms < budget_ms, "PP=16 m=120 execute took ", best_ms, " ms");
+    CAPTURE(r);
+    CHECK(fwd == 120);
+    CHECK(bin == 120);
+    CHECK(wgt == 120);
+    // The main phase alone gives 2 x (60 - 16 + h + 1) overlapped pairs,
+    // h = min(r, 15 - r): at least 90 of the 120 forward chunks are hidden
+    // behind a backward chunk on every rank.
+    CHECK(fb >= 90);
   }
 }
-
-}  // TEST_SUITE("unit")
+}

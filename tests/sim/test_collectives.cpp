@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/test_support.hpp"
+
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -14,14 +16,6 @@
 #include "trainsim/sim/flow_network.hpp"
 
 // Print Time values in failure messages (identical in every sim test file).
-namespace doctest {
-template <>
-struct StringMaker<trainsim::Time> {
-  static String convert(const trainsim::Time& t) {
-    return (std::to_string(t.count_ps()) + " ps").c_str();
-  }
-};
-}  // namespace doctest
 
 using namespace trainsim;
 using namespace trainsim::sim;

@@ -17,6 +17,11 @@
 //    (sign kept). +-Inf saturates to +-448 in E4M3 (it has no Inf) and stays
 //    +-Inf in E5M2 (so every E5M2 code round-trips). -0 keeps its sign.
 //  * FP8 -> float is exact (every FP8 value is a float).
+//  * Checked against NVIDIA's host-side __nv_cvt_float_to_fp8(x, __NV_SATFINITE,
+//    ...) from cuda_fp8.h (CUDA 13.0) on ~41.5 M floats (all sign/exponent/top
+//    mantissa patterns with 11 low-bit patterns, plus 30 M random bit
+//    patterns) and all 256 decodes: identical except E5M2 +-Inf, which
+//    SATFINITE maps to +-57344 and we keep as +-Inf.
 //
 // What it ignores
 //  * Stochastic rounding, the non-saturating (overflow -> NaN/Inf) cast mode,
