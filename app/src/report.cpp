@@ -79,7 +79,7 @@ nlohmann::json make_report(const Simulation& sim) {
   // Chunk durations are whole picoseconds of overlapped streams; what is left
   // is the scheduling slack inside overlapped F&B pairs (both streams idle).
   b["other_s"] = step_s - accounted;
-  b["note"] = "seconds per step on the busiest pipeline rank; compute + exposed communication + bubble + optimizer + other = step_time_s";
+  b["note"] = "seconds per step on the pipeline rank that ends the step; compute + exposed communication + bubble + optimizer + other = step_time_s";
   r["breakdown"] = b;
 
   const auto& pm = st.peak_memory;
@@ -197,7 +197,7 @@ std::string summary_text(const nlohmann::json& r) {
   s += fmt::format("GPU-hours / 1T tok  {:.0f}\n", num("gpu_hours_per_trillion_tokens"));
   s += fmt::format("whole run           {:.0f} GPU-hours, {:.1f} days, ${:.2f}M\n", num("total_gpu_hours"),
                    num("wall_clock_days"), num("total_cost_usd") / 1e6);
-  s += fmt::format("step breakdown (busiest rank {}):\n", b.at("rank").get<int>());
+  s += fmt::format("step breakdown (pipeline rank {}, the one that ends the step):\n", b.at("rank").get<int>());
   s += fmt::format("  compute           {:.3f} s\n", b.at("compute_s").get<double>());
   s += fmt::format("  exposed comm      dispatch {:.3f} s, combine {:.3f} s, TP {:.3f} s, PP {:.3f} s, DP {:.3f} s\n",
                    e.at("ep_dispatch").get<double>(), e.at("ep_combine").get<double>(),

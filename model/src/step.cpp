@@ -238,68 +238,91 @@ StepResult simulate_step(const StepInputs& in) {
   // Gradients are reduced in FP32 and parameters gathered in BF16
   // (DeepSeek-V3 report §3.3: FP32 weight gradients, BF16 compute weights).
   constexpr double kGradBytes = 4.0, kParamBytes = 2.0;
-  int busiest = 0;
-  {
-    Time best{};
-    for (int rk = 0; rk < r.schedule.ranks; ++rk)
-      if (r.exec.busy_per_rank[static_cast<std::size_t>(rk)] > best) {
-        best = r.exec.busy_per_rank[static_cast<std::size_t>(rk)];
-        busiest = rk;
-      }
-  }
   auto rank_stages = [&](int rk) {
     std::vector<int> s{rk};
     if (dual && plan.pp - 1 - rk != rk) s.push_back(plan.pp - 1 - rk);
     return s;
   };
-  auto ring_time = [&](int group, double bytes_per_gpu, bool all_gather, int pp_rank) {
+  // A ring collective on an idle fabric takes latency + bytes x cost: time it
+  // at two sizes once per (group, kind) and interpolate. The members are
+  // consecutive data-parallel replicas of pipeline rank 0 (continuing on the
+  // mirror rank's GPUs for DualPipe); every pipeline rank's group has the
+  // same shape on the fabric, so the same line serves all of them.
+  struct Line { double t0 = 0, slope = 0; };
+  std::map<std::pair<int, bool>, Line> lines;
+  auto ring_time = [&](int group, double bytes_per_gpu, bool all_gather) {
     if (group <= 1 || bytes_per_gpu <= 0) return Time::zero();
-    // Members: consecutive data-parallel replicas of this pipeline rank,
-    // continuing on the mirror rank's GPUs for DualPipe.
-    std::vector<int> members;
-    for (int m = 0; m < group; ++m) {
-      const int rank = m < plan.dp ? pp_rank : plan.pp - 1 - pp_rank;
-      members.push_back(gpu_id(plan, rank, m % plan.dp, 0));
+    auto key = std::make_pair(group, all_gather);
+    auto it = lines.find(key);
+    if (it == lines.end()) {
+      std::vector<int> members;
+      for (int m = 0; m < group; ++m) {
+        const int rank = m < plan.dp ? 0 : plan.pp - 1;
+        members.push_back(gpu_id(plan, rank, m % plan.dp, 0));
+      }
+      auto time_at = [&](double bytes) {
+        const auto sched = all_gather ? sim::ring_all_gather(group, ByteCount(bytes))
+                                      : sim::ring_reduce_scatter(group, ByteCount(bytes));
+        return sim::collective_time_idle(topo.links(), sched, [&](int a, int b) {
+                 return topo.route(members[static_cast<std::size_t>(a)], members[static_cast<std::size_t>(b)]);
+               }).to_seconds();
+      };
+      const double ref = 1e9;
+      const double t_small = time_at(0.0), t_ref = time_at(ref);
+      it = lines.emplace(key, Line{t_small, (t_ref - t_small) / ref}).first;
     }
-    const auto sched = all_gather ? sim::ring_all_gather(group, ByteCount(bytes_per_gpu))
-                                  : sim::ring_reduce_scatter(group, ByteCount(bytes_per_gpu));
-    return sim::collective_time_idle(topo.links(), sched, [&](int a, int b) {
-      return topo.route(members[static_cast<std::size_t>(a)], members[static_cast<std::size_t>(b)]);
-    });
+    return Time::seconds(it->second.t0 + it->second.slope * bytes_per_gpu);
   };
-  double dense_params = 0, expert_params = 0;
-  for (int s : rank_stages(busiest)) {
-    dense_params += r.stages[static_cast<std::size_t>(s)].params_per_gpu - r.stages[static_cast<std::size_t>(s)].expert_params_per_gpu;
-    expert_params += r.stages[static_cast<std::size_t>(s)].expert_params_per_gpu;
+  struct Sync { Time dp{}, opt{}; };
+  auto sync_of = [&](int rk) {
+    double dense_params = 0, expert_params = 0;
+    for (int s : rank_stages(rk)) {
+      dense_params += r.stages[static_cast<std::size_t>(s)].params_per_gpu - r.stages[static_cast<std::size_t>(s)].expert_params_per_gpu;
+      expert_params += r.stages[static_cast<std::size_t>(s)].expert_params_per_gpu;
+    }
+    Sync sy;
+    if (plan.zero_stage == 0) {
+      // Plain all-reduce of gradients (reduce-scatter + all-gather of the same buffer).
+      sy.dp = ring_time(r.dp_group_dense, dense_params * kGradBytes, false) * 2 +
+              ring_time(r.dp_group_expert, expert_params * kGradBytes, false) * 2;
+    } else {
+      sy.dp = ring_time(r.dp_group_dense, dense_params * kGradBytes, false) +
+              ring_time(r.dp_group_dense, dense_params * kParamBytes, true) +
+              ring_time(r.dp_group_expert, expert_params * kGradBytes, false) +
+              ring_time(r.dp_group_expert, expert_params * kParamBytes, true);
+    }
+    // AdamW over this GPU's shard: read FP32 master weight and gradient, BF16
+    // moments; write master, moments and the BF16 weight: 4+4+2+2 read,
+    // 4+2+2+2 write = 22 bytes per parameter (BF16 moments per the V3 report).
+    const double shard = plan.zero_stage >= 1 ? dense_params / r.dp_group_dense + expert_params / r.dp_group_expert
+                                              : dense_params + expert_params;
+    sy.opt = timer.memory(ByteCount(shard * 22.0));
+    return sy;
+  };
+  // Each rank synchronises its gradients when its own last backward is done;
+  // the step ends when the last rank has updated its weights.
+  int critical = 0;
+  Sync critical_sync;
+  Time critical_end{};
+  for (int rk = 0; rk < r.schedule.ranks; ++rk) {
+    const auto& tl = r.exec.timeline[static_cast<std::size_t>(rk)];
+    const Time end = tl.empty() ? Time::zero() : tl.back().end;
+    const Sync sy = sync_of(rk);
+    if (end + sy.dp + sy.opt > r.step_time) {
+      r.step_time = end + sy.dp + sy.opt;
+      critical = rk;
+      critical_sync = sy;
+      critical_end = end;
+    }
   }
-  Time dp{};
-  if (plan.zero_stage == 0) {
-    // Plain all-reduce of gradients (reduce-scatter + all-gather of the same buffer).
-    dp = ring_time(r.dp_group_dense, dense_params * kGradBytes, false, busiest) * 2 +
-         ring_time(r.dp_group_expert, expert_params * kGradBytes, false, busiest) * 2;
-  } else {
-    dp = ring_time(r.dp_group_dense, dense_params * kGradBytes, false, busiest) +
-         ring_time(r.dp_group_dense, dense_params * kParamBytes, true, busiest) +
-         ring_time(r.dp_group_expert, expert_params * kGradBytes, false, busiest) +
-         ring_time(r.dp_group_expert, expert_params * kParamBytes, true, busiest);
-  }
-  // AdamW over this GPU's shard: read FP32 master weight and gradient, BF16
-  // moments; write master, moments and the BF16 weight: 4+4+2+2 read,
-  // 4+2+2+2 write = 22 bytes per parameter (BF16 moments per the V3 report).
-  const double shard = plan.zero_stage >= 1 ? dense_params / r.dp_group_dense + expert_params / r.dp_group_expert
-                                            : dense_params + expert_params;
-  const Time opt = timer.memory(ByteCount(shard * 22.0));
 
-  r.step_time = r.makespan + dp + opt;
-
-  // ---- breakdown on the busiest rank ----
+  // ---- breakdown on the rank that ends the step ----
   StepBreakdown& bd = r.breakdown;
-  bd.rank = busiest;
-  bd.dp_sync = dp;
-  bd.optimizer = opt;
-  bd.exposed_pp = r.makespan - r.makespan_no_p2p;
+  bd.rank = critical;
+  bd.dp_sync = critical_sync.dp;
+  bd.optimizer = critical_sync.opt;
   {
-    const auto& ops = r.schedule.per_rank[static_cast<std::size_t>(busiest)];
+    const auto& ops = r.schedule.per_rank[static_cast<std::size_t>(critical)];
     for (const auto& op : ops) {
       const auto& fs = r.stages[static_cast<std::size_t>(op.fwd.stage)];
       const auto& bs = r.stages[static_cast<std::size_t>(op.bwd.stage)];
@@ -322,10 +345,12 @@ StepResult simulate_step(const StepInputs& in) {
       }
     }
   }
-  const Time busy = r.exec.busy_per_rank[static_cast<std::size_t>(busiest)];
-  // busy = compute + exposed comm (+ tiny scheduling gaps inside pairs);
-  // the rest of the pipeline makespan is bubble and transfer waits.
-  bd.bubble = r.makespan_no_p2p - busy;
+  const Time busy = r.exec.busy_per_rank[static_cast<std::size_t>(critical)];
+  // busy = compute + exposed comm (+ tiny scheduling gaps inside pairs); the
+  // rest of the rank's time until its last op is transfer waits (the
+  // makespan the transfers add) and bubble.
+  bd.exposed_pp = min(r.makespan - r.makespan_no_p2p, critical_end - busy);
+  bd.bubble = critical_end - busy - bd.exposed_pp;
 
   // ---- FLOPs ----
   for (const auto& sc : r.stages) {

@@ -17,11 +17,19 @@
 //     depth of an FP8 wgmma): their sum is formed exactly (in double) and
 //     added to the running sum acc, and the result is rounded to
 //     accumulator_mantissa_bits mantissa bits (plus the implicit leading bit)
-//     with accumulator_rounding (default: toward zero, i.e. truncation, which
-//     is what the alignment shifters of NVIDIA tensor cores do);
+//     with accumulator_rounding (default: toward zero, i.e. truncation, as
+//     measured for earlier NVIDIA tensor cores by Fasi et al. 2021; Hopper's
+//     exact rounding is not published);
 //   * exponent range is unlimited (FP22 has FP32's 8 exponent bits; nothing
 //     in a scaled GEMM comes near its limits).
 // mma_k = 1 gives "round the running sum after every add".
+// Calibration of the defaults (M = N = 64, K = 4096, Gaussian inputs, 1x128 /
+// 128x128 E4M3 scaling, error vs a double GEMM of the dequantized inputs,
+// seeds 1..3): without promotion the worst elementwise relative error (over
+// entries >= 10% of the largest) is 1.4-1.6% and the normwise error 0.33-0.36%,
+// close to DeepSeek's "nearly 2%"; with promotion every 128 they are ~25x
+// smaller. Other choices miss it: truncation after every single product gives
+// ~45%, round-to-nearest after every 32 products ~0.15%.
 //
 // Two accumulation modes:
 //  * Fp8Accumulation::promoted (the V3 scheme): the tensor core accumulates

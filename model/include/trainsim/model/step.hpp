@@ -67,7 +67,7 @@ struct MemoryBreakdown {
 };
 
 struct StepBreakdown {
-  int rank = 0;               // the busiest pipeline rank
+  int rank = 0;               // the pipeline rank whose end (incl. its gradient sync) ends the step
   Time compute{};             // compute-stream time of that rank's chunks
   ExposedComm exposed_ep{};   // compute stalls on all-to-all / TP inside chunks
   Time exposed_pp{};          // extra makespan due to pipeline transfers
