@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <map>
+#include <tuple>
 
 namespace trainsim::app {
 
@@ -234,14 +236,14 @@ nlohmann::json chrome_trace(const Simulation& sim) {
                         {"args", {{"phase", op.phase}}}});
     }
   }
-  // Kernel-level streams for the busiest rank: each chunk is replayed on the
-  // two-stream chunk simulator and its kernels are placed at the chunk's start.
-  const int rk = st.breakdown.rank;
-  events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 1}, {"args", {{"name", "compute stream (kernels)"}}}});
-  events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 2}, {"args", {{"name", "communication stream (kernels)"}}}});
-  const auto& ops = st.schedule.per_rank[static_cast<std::size_t>(rk)];
-  for (const auto& t : st.exec.timeline[static_cast<std::size_t>(rk)]) {
-    const auto& op = ops[static_cast<std::size_t>(t.index)];
+  // Streams of every simulated GPU: each chunk is replayed on the two-stream
+  // chunk simulator (identical chunks are replayed once) and its work placed
+  // at the chunk's start. The rank that ends the step gets every kernel; the
+  // others get one "busy" event per stretch in which a stream works without a
+  // gap, which keeps the trace small enough to open and still shows where a
+  // stream waits.
+  std::map<std::tuple<int, int, int>, model::ChunkSimResult> replays;
+  auto programs_of = [&](const model::ScheduleOp& op) {
     const auto f = static_cast<std::size_t>(op.fwd.stage), b = static_cast<std::size_t>(op.bwd.stage);
     std::vector<const model::ChunkProgram*> progs;
     switch (op.type) {
@@ -251,17 +253,63 @@ nlohmann::json chrome_trace(const Simulation& sim) {
       case ChunkOpType::BW: progs = {&st.program_bw[b]}; break;
       case ChunkOpType::FB: progs = {&st.program_f[f], &st.program_bw[b]}; break;
     }
-    const auto res = model::simulate_chunks(progs, true);
-    for (const auto& iv : res.intervals) {
-      const auto& top = progs[static_cast<std::size_t>(iv.program)]->ops[static_cast<std::size_t>(iv.op)];
-      events.push_back({{"ph", "X"},
-                        {"name", top.op.name},
-                        {"cat", model::to_string(top.op.pass)},
-                        {"pid", rk},
-                        {"tid", top.stream == model::Stream::Compute ? 1 : 2},
-                        {"ts", us(t.start + iv.start)},
-                        {"dur", us(iv.end - iv.start)},
-                        {"args", {{"layer", top.layer}, {"kind", model::to_string(top.op.kind)}}}});
+    return progs;
+  };
+  for (int rk = 0; rk < st.schedule.ranks; ++rk) {
+    const bool detailed = rk == st.breakdown.rank;
+    events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 1},
+                      {"args", {{"name", detailed ? "compute stream (kernels)" : "compute stream (busy stretches)"}}}});
+    events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 2},
+                      {"args", {{"name", detailed ? "communication stream (kernels)" : "communication stream (busy stretches)"}}}});
+    const auto& ops = st.schedule.per_rank[static_cast<std::size_t>(rk)];
+    for (const auto& t : st.exec.timeline[static_cast<std::size_t>(rk)]) {
+      const auto& op = ops[static_cast<std::size_t>(t.index)];
+      const auto progs = programs_of(op);
+      const auto key = std::make_tuple(static_cast<int>(op.type), op.fwd.stage, op.bwd.stage);
+      auto it = replays.find(key);
+      if (it == replays.end()) it = replays.emplace(key, model::simulate_chunks(progs, true)).first;
+      // Intervals are in completion order per stream; merge runs for the
+      // non-detailed ranks.
+      struct Run { const model::TimedOp* first = nullptr; Time start{}, end{}; int kernels = 0; };
+      Run open[2];
+      auto flush = [&](int stream) {
+        Run& r = open[stream];
+        if (!r.first) return;
+        const auto& top = *r.first;
+        if (detailed)
+          events.push_back({{"ph", "X"},
+                            {"name", top.op.name},
+                            {"cat", model::to_string(top.op.pass)},
+                            {"pid", rk},
+                            {"tid", stream + 1},
+                            {"ts", us(t.start + r.start)},
+                            {"dur", us(r.end - r.start)},
+                            {"args", {{"layer", top.layer}, {"kind", model::to_string(top.op.kind)}}}});
+        else
+          events.push_back({{"ph", "X"},
+                            {"name", "busy"},
+                            {"pid", rk},
+                            {"tid", stream + 1},
+                            {"ts", us(t.start + r.start)},
+                            {"dur", us(r.end - r.start)},
+                            {"args", {{"kernels", r.kernels}}}});
+        r = Run{};
+      };
+      for (const auto& iv : it->second.intervals) {
+        const auto& top = progs[static_cast<std::size_t>(iv.program)]->ops[static_cast<std::size_t>(iv.op)];
+        const int stream = top.stream == model::Stream::Compute ? 0 : 1;
+        Run& r = open[stream];
+        const bool extend = !detailed && r.first && iv.start == r.end;
+        if (!extend) {
+          flush(stream);
+          r.first = &top;
+          r.start = iv.start;
+        }
+        r.end = iv.end;
+        ++r.kernels;
+      }
+      flush(0);
+      flush(1);
     }
   }
   nlohmann::json j;
