@@ -37,8 +37,12 @@ const char* to_string(CommKind c) {
 
 const char* to_string(ScheduleKind s) {
   switch (s) {
+    case ScheduleKind::GPipe: return "gpipe";
     case ScheduleKind::OneFOneB: return "1f1b";
+    case ScheduleKind::Interleaved: return "interleaved";
+    case ScheduleKind::ZB1P: return "zb1p";
     case ScheduleKind::DualPipe: return "dualpipe";
+    case ScheduleKind::DualPipeV: return "dualpipev";
   }
   return "?";
 }

@@ -272,6 +272,11 @@ Schedule make_schedule(ScheduleKind kind, int pp, int microbatches) {
             microbatches, 2 * pp));
       for (int r = 0; r < pp; ++r) s.per_rank.push_back(dualpipe_rank(pp, microbatches, r));
       return s;
+    case ScheduleKind::GPipe:
+    case ScheduleKind::Interleaved:
+    case ScheduleKind::ZB1P:
+    case ScheduleKind::DualPipeV:
+      throw std::invalid_argument(fmt::format("{} schedule: not implemented yet", to_string(kind)));
   }
   throw std::invalid_argument("make_schedule: unknown schedule kind");
 }

@@ -6,7 +6,14 @@
 
 namespace trainsim::model {
 
-enum class ScheduleKind { OneFOneB, DualPipe };
+// Pipeline schedules. GPipe: all forwards then all backwards. OneFOneB:
+// PipeDream-flush 1F1B. Interleaved: Megatron's interleaved 1F1B with
+// virtual_stages model chunks per rank. ZB1P: zero-bubble ZB-H1 (backward
+// split into input and weight passes). DualPipe: DeepSeek's bidirectional
+// schedule (rank r holds stages r and pp-1-r). DualPipeV: the V-shaped,
+// cut-in-half DualPipe (pp devices, 2*pp stages, device d holds stages d
+// and 2pp-1-d).
+enum class ScheduleKind { GPipe, OneFOneB, Interleaved, ZB1P, DualPipe, DualPipeV };
 enum class Recompute { None, Selective, Full };
 
 const char* to_string(ScheduleKind s);
