@@ -8,9 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <stdexcept>
 
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
+#include "trainsim/app/schedule_study.hpp"
 #include "trainsim/calibrate/import.hpp"
 #include "trainsim/common/error.hpp"
 #include "trainsim/common/json_reader.hpp"
@@ -63,6 +66,33 @@ int main(int argc, char** argv) {
 
   auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
 
+  // `schedule`: one pipeline schedule with abstract per-chunk durations (any
+  // unit; the output uses the same one).
+  std::string sched_kind, svg_file;
+  trainsim::app::StudyParams study;
+  double fb_value = 0.0;
+  bool study_json_out = false;
+  auto* schedule = app.add_subcommand(
+      "schedule", "simulate one pipeline schedule with given chunk durations, print its bubble, draw it");
+  schedule->add_option("--kind", sched_kind, "schedule: " + trainsim::app::schedule_kind_cli_names())->required();
+  schedule->add_option("--ranks", study.ranks, "devices along the pipeline (DualPipeV runs two stages on each)")
+      ->required();
+  schedule->add_option("--microbatches", study.microbatches, "micro-batches in the step (DualPipe: both directions)")
+      ->required();
+  schedule->add_option("--virtual-stages", study.virtual_stages,
+                       "model chunks per rank of the interleaved schedule (default 2)");
+  schedule->add_option("--f", study.f, "forward time of one chunk")->capture_default_str();
+  schedule->add_option("--b", study.b, "full backward time of one chunk (input + weight gradients)")
+      ->capture_default_str();
+  schedule->add_option("--w", study.w, "weight-gradient part of --b (the input backward takes b - w)")
+      ->capture_default_str();
+  auto* fb_opt =
+      schedule->add_option("--fb", fb_value, "time of an overlapped forward + backward pair (default f + b)");
+  schedule->add_option("--p2p", study.p2p, "transfer time between neighbouring stages on different devices")
+      ->capture_default_str();
+  schedule->add_flag("--json", study_json_out, "print the study as JSON instead of the text summary");
+  schedule->add_option("--svg", svg_file, "draw the schedule into this SVG file");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -92,6 +122,28 @@ int main(int argc, char** argv) {
                                profile["gemm_fp8"]["fit"]["points"].get<int>(),
                                100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
                                100 * profile["gemm_fp8"]["fit"]["max_abs_rel_error"].get<double>());
+    } else if (*schedule) {
+      const auto kind = trainsim::app::parse_schedule_kind(sched_kind);
+      if (!kind) {
+        std::cerr << "trainsim: error: unknown schedule kind \"" << sched_kind << "\" (expected one of "
+                  << trainsim::app::schedule_kind_cli_names() << ")\n";
+        return 2;
+      }
+      study.kind = *kind;
+      if (fb_opt->count() > 0) study.fb = fb_value;
+      check_writable(svg_file);
+      std::optional<trainsim::app::StudyResult> result;
+      try {
+        result = trainsim::app::run_study(study);
+      } catch (const std::invalid_argument& e) {
+        std::cerr << "trainsim: error: " << e.what() << '\n';
+        return 2;
+      }
+      // Build every output before writing any of them.
+      const std::string out_text = study_json_out ? trainsim::app::study_json(*result).dump(1) + "\n"
+                                                  : trainsim::app::study_text(*result);
+      if (!svg_file.empty()) write_atomically(svg_file, trainsim::app::study_svg(*result));
+      std::cout << out_text;
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;

@@ -71,9 +71,11 @@ class Executor : public std::enable_shared_from_this<Executor> {
     next_.assign(ranks, 0);
     busy_.assign(ranks, 0);
     live_.assign(ranks, 0);
+    owed_w_.assign(ranks, 0);
     start_ = engine_.now();
     result_.busy_per_rank.assign(ranks, Time::zero());
     result_.peak_activations_per_rank.assign(ranks, 0);
+    result_.peak_deferred_weight_per_rank.assign(ranks, 0);
     result_.timeline.resize(ranks);
     for (std::size_t r = 0; r < ranks; ++r) result_.timeline[r].reserve(s_.per_rank[r].size());
   }
@@ -205,9 +207,14 @@ class Executor : public std::enable_shared_from_this<Executor> {
     const ScheduleOp& op = s_.per_rank[ru][next_[ru]];
     switch (op.type) {
       case ChunkOpType::F: forward_done(op.fwd, r); break;
-      case ChunkOpType::B:
+      case ChunkOpType::B: {
+        input_backward_done(op.bwd, r);
+        int& peak = result_.peak_deferred_weight_per_rank[ru];
+        peak = std::max(peak, ++owed_w_[ru]);
+        break;
+      }
       case ChunkOpType::BW: input_backward_done(op.bwd, r); break;
-      case ChunkOpType::W: break;
+      case ChunkOpType::W: --owed_w_[ru]; break;
       case ChunkOpType::FB:
         forward_done(op.fwd, r);  // counted first: both chunks are resident
         input_backward_done(op.bwd, r);
@@ -229,7 +236,8 @@ class Executor : public std::enable_shared_from_this<Executor> {
   std::vector<unsigned char> bwd_done_;    // input backward finished
   std::vector<std::size_t> next_;          // next op index per rank
   std::vector<unsigned char> busy_;
-  std::vector<int> live_;  // chunks with forward done and input backward not
+  std::vector<int> live_;    // chunks with forward done and input backward not
+  std::vector<int> owed_w_;  // chunks with B done and W not
   ExecResult result_;
   bool aborted_ = false;
 };

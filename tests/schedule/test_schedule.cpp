@@ -1,14 +1,7 @@
 // Tests of the pipeline schedule generators (model/schedule.hpp) and of their
 // execution on the event engine (model/pipeline_exec.hpp).
 //
-// Notation used in the golden strings (the same as
-// dualpipe_reference_order.txt, which was produced by running the reference
-// DualPipe.step with recorders, see dualpipe_reference_trace.py):
-//   F3a   forward of micro-batch 3, direction 0 ("a") or 1 ("b")
-//   B3a   input-only backward (weight gradient deferred)
-//   BW3a  full backward
-//   W3a   deferred weight gradient
-//   F3a+BW1b  an overlapped forward/backward pair (op FB)
+// Notation of the golden strings: see schedule_test_support.hpp.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -25,81 +18,11 @@
 #include "trainsim/model/schedule.hpp"
 #include "trainsim/sim/engine.hpp"
 
+#include "schedule_test_support.hpp"
+
 using trainsim::Time;
 using namespace trainsim::model;
-
-namespace {
-
-std::string token(const ChunkRef& c) {
-  return fmt::format("{}{}", c.microbatch, c.direction == 0 ? 'a' : 'b');
-}
-
-std::string token(const ScheduleOp& op) {
-  switch (op.type) {
-    case ChunkOpType::F: return fmt::format("F{}", token(op.fwd));
-    case ChunkOpType::B: return fmt::format("B{}", token(op.bwd));
-    case ChunkOpType::BW: return fmt::format("BW{}", token(op.bwd));
-    case ChunkOpType::W: return fmt::format("W{}", token(op.bwd));
-    case ChunkOpType::FB: return fmt::format("F{}+BW{}", token(op.fwd), token(op.bwd));
-  }
-  return "?";
-}
-
-std::string sequence(const Schedule& s, int rank) {
-  std::string out;
-  for (const auto& op : s.per_rank[static_cast<std::size_t>(rank)]) {
-    if (!out.empty()) out += ' ';
-    out += token(op);
-  }
-  return out;
-}
-
-// Costs for the bubble tests. F: forward; Bin: input-only backward; W: weight
-// backward; BW = Bin + W (the "B" of the papers); FB: overlapped pair.
-struct Durations {
-  Time f, b_in, w, fb;
-  Time bw() const { return b_in + w; }
-};
-
-ExecCosts costs_of(const Durations& d, Time p2p = Time::zero()) {
-  ExecCosts c;
-  c.duration = [d](const ScheduleOp& op, int) {
-    switch (op.type) {
-      case ChunkOpType::F: return d.f;
-      case ChunkOpType::B: return d.b_in;
-      case ChunkOpType::W: return d.w;
-      case ChunkOpType::BW: return d.bw();
-      case ChunkOpType::FB: return d.fb;
-    }
-    return Time::zero();
-  };
-  if (p2p > Time::zero()) c.p2p = [p2p](int, int, bool) { return p2p; };
-  return c;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += s + "\n";
-  return out;
-}
-
-// Activation count from the op order alone, with an FB's forward and backward
-// taken as one step (net zero): the count between ops.
-std::vector<int> peaks_between_ops(const Schedule& s) {
-  std::vector<int> peaks;
-  for (const auto& ops : s.per_rank) {
-    int live = 0, peak = 0;
-    for (const auto& op : ops) {
-      if (op.type == ChunkOpType::F) ++live;
-      if (op.type == ChunkOpType::B || op.type == ChunkOpType::BW) --live;
-      peak = std::max(peak, live);
-    }
-    peaks.push_back(peak);
-  }
-  return peaks;
-}
-
-}  // namespace
+using namespace schedule_test;
 
 TEST_SUITE("unit") {
 
@@ -314,21 +237,7 @@ TEST_CASE("DualPipe with PP=2 has no bubble when all ops are ready in time") {
 
 TEST_CASE("invariants hold for both schedules across many sizes, with and without transfers") {
   // Uneven costs: rank- and type-dependent, and a transfer delay.
-  ExecCosts uneven;
-  uneven.duration = [](const ScheduleOp& op, int rank) {
-    const std::int64_t base = 1000 + 37 * rank;
-    switch (op.type) {
-      case ChunkOpType::F: return Time::ps(base);
-      case ChunkOpType::B: return Time::ps(base + 200);
-      case ChunkOpType::W: return Time::ps(700);
-      case ChunkOpType::BW: return Time::ps(base + 900);
-      case ChunkOpType::FB: return Time::ps(2 * base + 500);
-    }
-    return Time::zero();
-  };
-  uneven.p2p = [](int from, int to, bool forward) {
-    return Time::ps(forward ? 100 + 10 * from : 150 + 10 * to);
-  };
+  const ExecCosts uneven = uneven_costs();
   const Durations unit{Time::us(1), Time::us(1), Time::us(1), Time::us(2)};
   const Durations zero{Time::zero(), Time::zero(), Time::zero(), Time::zero()};
   auto run_all = [&](const Schedule& s) {
@@ -458,8 +367,8 @@ TEST_CASE("make_schedule rejects bad sizes with a clear message") {
     FAIL("expected invalid_argument");
   } catch (const std::invalid_argument& e) {
     CHECK(std::string(e.what()) ==
-          "DualPipe schedule: microbatches=6 must be even and >= 2*pp=8 "
-          "(at least pp micro-batches per direction)");
+          "DualPipe schedule: microbatches=6 must be even and >= 2*ranks=8 "
+          "(at least ranks micro-batches per direction)");
   }
 }
 

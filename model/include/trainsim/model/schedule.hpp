@@ -1,6 +1,6 @@
 #pragma once
-// Pipeline schedules: for every pipeline rank, the ordered list of chunk
-// operations it runs in one training step.
+// Pipeline schedules: for every pipeline rank (device along the pipeline),
+// the ordered list of chunk operations it runs in one training step.
 //
 // What a schedule captures
 // ------------------------
@@ -9,7 +9,7 @@
 //   cost function, so one schedule serves every model, plan and GPU.
 // * Which model chunk each op works on: (stage along the model, micro-batch,
 //   direction). DualPipe feeds micro-batches from both ends of the pipeline,
-//   so a chunk also names its direction; 1F1B always uses direction 0.
+//   so a chunk also names its direction; every other kind uses direction 0.
 // * How the backward is split. `BW` is a full backward (input and weight
 //   gradients together); zero-bubble phases split it into `B` (input gradient,
 //   which is on the critical path to the previous stage) and a later `W`
@@ -19,9 +19,12 @@
 //   cost model chooses (the point of DualPipe is that it is less than F + BW,
 //   because one chunk's all-to-all hides behind the other's compute).
 // * The named phases of the published algorithms, so a timeline can be read
-//   against the paper: 1F1B's warm-up / steady / cool-down, and the eight
-//   steps of DualPipe's reference implementation (deepseek-ai/DualPipe,
-//   dualpipe/dualpipe.py), each step's length a formula of rank and size.
+//   against the paper: GPipe's forward / backward; 1F1B's and interleaved
+//   1F1B's warm-up / steady / cool-down; ZB-H1's warm-up, deferred-W steady
+//   state, cool-down and W flush; and the eight steps of DualPipe's and
+//   DualPipeV's reference implementations (deepseek-ai/DualPipe,
+//   dualpipe/dualpipe.py and dualpipe/dualpipev.py), each step's length a
+//   formula of rank and size.
 //
 // What a schedule ignores
 // -----------------------
@@ -34,18 +37,28 @@
 // * Data-parallel gradient reduction, optimizer step, embedding/head cost
 //   asymmetry, recomputation: those belong to the cost model or to the step
 //   driver around the pipeline.
-// * Interleaved (virtual-stage) 1F1B, ZB-H1/H2 and DualPipeV: not generated.
+// * ZB-H2, ZB-V and the automatic zero-bubble search: not generated.
 // * Memory: activation counts are observed by the executor from the order of
 //   ops, never stored here.
 //
-// Stage-to-rank mapping. 1F1B: stage s runs on rank s. DualPipe: rank r holds
-// stage r of direction 0 and stage PP-1-r of direction 1 (two copies of the
-// model, as in the paper, "params 2x"): direction-0 micro-batches flow
-// rank 0 -> PP-1 and direction-1 micro-batches flow rank PP-1 -> 0, both
-// through stages 0..PP-1.
+// Stage-to-rank mapping (`rank_of`, `stages_of_rank`), with R = ranks:
+//   GPipe, 1F1B, ZB1P: R stages; stage s runs on rank s.
+//   Interleaved:       R*v stages (v = virtual_stages model chunks per rank);
+//                      stage s runs on rank s % R, so rank r holds stages
+//                      r, r+R, ..., r+(v-1)R (Megatron-LM's layout).
+//   DualPipe:          R stages, two copies of the model ("params 2x"): rank r
+//                      holds stage r of direction 0 and stage R-1-r of
+//                      direction 1; direction-0 micro-batches flow rank
+//                      0 -> R-1 and direction-1 micro-batches flow R-1 -> 0,
+//                      both through stages 0..R-1.
+//   DualPipeV:         2R stages, one copy of the model: device d holds stage
+//                      d (the down leg of the V) and stage 2R-1-d (the up
+//                      leg); the hand-off from stage R-1 to stage R stays on
+//                      device R-1, and the loss is on device 0.
 //
 // Micro-batch ids are per direction: DualPipe with M micro-batches in total
-// runs ids 0..M/2-1 in each direction; 1F1B runs ids 0..M-1 in direction 0.
+// runs ids 0..M/2-1 in each direction; every other kind runs ids 0..M-1 in
+// direction 0.
 #include <string>
 #include <vector>
 
@@ -82,23 +95,35 @@ std::string describe(const ScheduleOp& op);
 
 struct Schedule {
   ScheduleKind kind = ScheduleKind::OneFOneB;
-  int ranks = 0;
-  int stages = 0;
-  int microbatches = 0;  // total over both directions
+  int ranks = 0;           // devices along the pipeline
+  int stages = 0;          // model chunks along the model (see the mapping above)
+  int microbatches = 0;    // total over both directions
+  int virtual_stages = 1;  // model chunks per rank of the interleaved schedule; 1 otherwise
   std::vector<std::vector<ScheduleOp>> per_rank;
 
   int directions() const { return kind == ScheduleKind::DualPipe ? 2 : 1; }
   int microbatches_per_direction() const { return microbatches / directions(); }
   // The rank that runs chunk `c` (see the mapping above).
   int rank_of(const ChunkRef& c) const;
+  // The distinct stages rank `rank` holds, ascending: {r} for GPipe, 1F1B and
+  // ZB1P; {r, r+R, ...} for interleaved; {r, R-1-r} for DualPipe; {d, 2R-1-d}
+  // for DualPipeV. Empty for a rank out of range.
+  std::vector<int> stages_of_rank(int rank) const;
 };
 
-// Builds the schedule. Throws std::invalid_argument when the preconditions of
-// the algorithm do not hold:
-//   OneFOneB: pp >= 1 and microbatches >= 1 (fewer micro-batches than stages
-//             is allowed; the warm-up then shortens);
-//   DualPipe: pp even and >= 2, microbatches even and >= 2*pp (the reference
-//             implementation asserts the same); half go in each direction.
-Schedule make_schedule(ScheduleKind kind, int pp, int microbatches);
+// Builds the schedule for `ranks` devices along the pipeline. Throws
+// std::invalid_argument, with a message naming the schedule and the broken
+// condition, when the preconditions of the algorithm do not hold:
+//   all kinds:   ranks >= 1, microbatches >= 1, virtual_stages == 1 except
+//                for Interleaved;
+//   GPipe, OneFOneB, ZB1P: nothing more (fewer micro-batches than ranks is
+//                allowed; the warm-up then shortens);
+//   Interleaved: virtual_stages >= 2 and microbatches % ranks == 0
+//                (Megatron-LM's requirement);
+//   DualPipe:    ranks even, microbatches even and >= 2*ranks (the reference
+//                implementation asserts the same); half go in each direction;
+//   DualPipeV:   microbatches >= 2*ranks (the reference asserts the same;
+//                no evenness needed).
+Schedule make_schedule(ScheduleKind kind, int ranks, int microbatches, int virtual_stages = 1);
 
 }  // namespace trainsim::model
