@@ -4,6 +4,7 @@
 
 #include "trainsim/common/json_reader.hpp"
 #include "trainsim/hardware/gpu.hpp"
+#include "trainsim/model/schedule.hpp"
 
 namespace trainsim::app {
 
@@ -20,10 +21,16 @@ model::ParallelPlan parse_plan(JsonObject& p) {
   plan.ep = static_cast<int>(p.integer_or("ep", 1, 1, 1 << 20));
   plan.dp = static_cast<int>(p.integer("dp", 1, 1 << 24));
   plan.zero_stage = static_cast<int>(p.integer_or("zero_stage", 1, 0, 3));
-  const std::string sched = p.choice_or("schedule", "1f1b", {"1f1b", "dualpipe"});
-  plan.schedule = sched == "dualpipe" ? model::ScheduleKind::DualPipe : model::ScheduleKind::OneFOneB;
+  const std::string sched =
+      p.choice_or("schedule", "1f1b", {"gpipe", "1f1b", "interleaved", "zb1p", "dualpipe", "dualpipev"});
+  for (auto k : {model::ScheduleKind::GPipe, model::ScheduleKind::OneFOneB, model::ScheduleKind::Interleaved,
+                 model::ScheduleKind::ZB1P, model::ScheduleKind::DualPipe, model::ScheduleKind::DualPipeV})
+    if (sched == model::to_string(k)) plan.schedule = k;
   plan.micro_batch_size = static_cast<int>(p.integer_or("micro_batch_size", 1, 1, 1 << 16));
-  plan.virtual_stages = static_cast<int>(p.integer_or("virtual_stages", 1, 1, 64));
+  // Model chunks per rank of the interleaved schedule (2 unless given); 1 for
+  // every other schedule.
+  plan.virtual_stages = static_cast<int>(
+      p.integer_or("virtual_stages", plan.schedule == model::ScheduleKind::Interleaved ? 2 : 1, 1, 64));
   const std::string rc = p.choice_or("recompute", "selective", {"none", "selective", "full"});
   plan.recompute = rc == "none" ? model::Recompute::None
                    : rc == "full" ? model::Recompute::Full
@@ -69,28 +76,37 @@ void check_layout(Scenario& s, const std::string& file) {
   } else if (pl.ep != 1) {
     fail("/parallelism/ep", std::to_string(pl.ep), "1 for a model without experts");
   }
-  // Layers that can be distributed: every stage needs at least one decoder layer.
-  const int chunks = pl.pp * (pl.schedule == model::ScheduleKind::DualPipe ? 1 : pl.virtual_stages);
-  if (chunks > a.layers)
-    fail("/parallelism/pp", std::to_string(pl.pp),
-         fmt::format("at most {} pipeline stages for a model of {} layers", a.layers, a.layers));
-  if (pl.virtual_stages != 1)
-    fail("/parallelism/virtual_stages", std::to_string(pl.virtual_stages),
-         "1 (interleaved schedules are not implemented yet)");
   const long long per_step = static_cast<long long>(pl.dp) * pl.micro_batch_size;
   if (s.training.global_batch_size % per_step != 0)
     fail("/training/global_batch_size", std::to_string(s.training.global_batch_size),
          fmt::format("a multiple of dp x micro_batch_size = {}", per_step));
   const long long mbs = s.training.global_batch_size / per_step;
-  if (pl.schedule == model::ScheduleKind::DualPipe) {
-    if (pl.pp % 2 != 0)
-      fail("/parallelism/pp", std::to_string(pl.pp), "an even number of stages for DualPipe");
-    if (mbs % 2 != 0 || mbs < 2LL * pl.pp)
-      fail("/training/global_batch_size", std::to_string(s.training.global_batch_size),
-           fmt::format("a batch giving an even number of micro-batches per pipeline, at least 2 x pp = {} for DualPipe "
-                       "(it gives {} = global_batch_size / (dp x micro_batch_size))",
-                       2 * pl.pp, mbs));
+  if (pl.virtual_stages != 1 && pl.schedule != model::ScheduleKind::Interleaved)
+    fail("/parallelism/virtual_stages", std::to_string(pl.virtual_stages),
+         fmt::format("1 for the {} schedule (virtual stages are for \"interleaved\")", model::to_string(pl.schedule)));
+  if (mbs > (1LL << 24))
+    fail("/training/global_batch_size", std::to_string(s.training.global_batch_size),
+         fmt::format("at most {} micro-batches per pipeline per step (it gives {})", 1LL << 24, mbs));
+  // The schedule's own preconditions (even ranks, enough micro-batches, ...)
+  // are checked by building it; its message says what is wrong.
+  int stages = 0;
+  try {
+    stages = model::make_schedule(pl.schedule, pl.pp, static_cast<int>(mbs), pl.virtual_stages).stages;
+  } catch (const std::invalid_argument& e) {
+    fail("/parallelism/schedule", fmt::format("\"{}\" with pp={}, {} micro-batches per pipeline (global_batch_size / (dp x micro_batch_size)){}",
+                                              model::to_string(pl.schedule), pl.pp, mbs,
+                                              pl.schedule == model::ScheduleKind::Interleaved
+                                                  ? fmt::format(", virtual_stages={}", pl.virtual_stages)
+                                                  : std::string()),
+         std::string("a layout the schedule accepts: ") + e.what());
   }
+  // Every stage needs at least one layer (decoder layers plus embedding, head
+  // and MTP modules are distributed).
+  const int distributable = a.layers + 2 + a.mtp_depth;
+  if (stages > distributable)
+    fail("/parallelism/pp", std::to_string(pl.pp),
+         fmt::format("at most as many pipeline stages ({} with the {} schedule) as the model's {} layers and modules",
+                     stages, model::to_string(pl.schedule), distributable));
   if (pl.comm_sms >= s.cluster.gpu.sms)
     fail("/parallelism/comm_sms", std::to_string(pl.comm_sms),
          fmt::format("fewer than the {} SMs of a {}", s.cluster.gpu.sms, s.cluster.gpu.name));

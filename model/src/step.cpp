@@ -78,7 +78,6 @@ StepResult simulate_step(const StepInputs& in) {
   const ParallelPlan& plan = *in.plan;
   StepResult r;
 
-  const bool dual = plan.schedule == ScheduleKind::DualPipe;
   r.compute_sms = cluster.gpu.sms - plan.comm_sms;
   hw::KernelTimer timer(*in.profile, cluster.gpu, r.compute_sms);
   TimingContext tctx{in.profile, in.cluster, r.compute_sms, plan.comm_sms};
@@ -105,8 +104,12 @@ StepResult simulate_step(const StepInputs& in) {
     r.layer_kinds.push_back(LayerTiming{k, timed});
   }
 
+  // ---- schedule: it decides how many stages the model is cut into and
+  // which ranks hold them ----
+  r.schedule = make_schedule(plan.schedule, plan.pp, static_cast<int>(in.microbatches), plan.virtual_stages);
+
   // ---- stage partition by compute cost of one micro-batch ----
-  const int stages = plan.pp;
+  const int stages = r.schedule.stages;
   std::vector<double> layer_cost;
   for (LayerKind k : seq) {
     double c = 0;
@@ -156,6 +159,16 @@ StepResult simulate_step(const StepInputs& in) {
       for (const auto& t : kind_ops[k]) {
         sc.model_flops_per_microbatch += t.op.model_flops.value();
         sc.executed_flops_per_microbatch += t.op.flops.value();
+        // dW = dY^T X with M = output features, N = input features, K =
+        // tokens: X (N x K) in the GEMM's input format, dY (M x K) in BF16.
+        if (t.op.pass == Pass::BackwardWeight &&
+            (t.op.kind == OpKind::Gemm || t.op.kind == OpKind::GroupedGemm)) {
+          const auto& g = t.op.gemm;
+          const double x = static_cast<double>(g.groups) * static_cast<double>(g.n) * static_cast<double>(g.k) *
+                           bytes_per_element(t.op.precision);
+          const double dy = static_cast<double>(g.groups) * static_cast<double>(g.m) * static_cast<double>(g.k) * 2.0;
+          sc.weight_grad_inputs_per_microbatch += ByteCount(x + dy);
+        }
       }
       if (k == LayerKind::Head || k == LayerKind::Mtp) {
         // Logits of the micro-batch in FP32 plus their BF16 copy live at once
@@ -172,8 +185,6 @@ StepResult simulate_step(const StepInputs& in) {
   const auto& prog_f = r.program_f;
   const auto& prog_bw = r.program_bw;
 
-  // ---- schedule ----
-  r.schedule = make_schedule(plan.schedule, plan.pp, static_cast<int>(in.microbatches));
 
   std::map<std::pair<int, int>, std::size_t> pair_index;
   auto pair_cost = [&](int fs, int bs) -> const PairCost& {
@@ -232,17 +243,22 @@ StepResult simulate_step(const StepInputs& in) {
   // Replicas of a non-expert parameter: the dp copies of its stage, twice as
   // many under DualPipe (rank r and rank pp-1-r both hold stage r). Routed
   // expert parameters: dp*tp/ep copies per stage, likewise doubled.
-  const int mirror = dual ? 2 : 1;
+  // Copies of a stage along the pipeline: 2 under DualPipe (rank r and rank
+  // pp-1-r both hold stage r), 1 otherwise; the schedule says.
+  int copies = 1;
+  {
+    std::vector<int> holders(static_cast<std::size_t>(stages), 0);
+    for (int rk = 0; rk < r.schedule.ranks; ++rk)
+      for (int st : r.schedule.stages_of_rank(rk)) ++holders[static_cast<std::size_t>(st)];
+    copies = *std::max_element(holders.begin(), holders.end());
+  }
+  const int mirror = copies;
   r.dp_group_dense = plan.dp * mirror;
   r.dp_group_expert = std::max(1, plan.dp * plan.tp / plan.ep) * mirror;
   // Gradients are reduced in FP32 and parameters gathered in BF16
   // (DeepSeek-V3 report §3.3: FP32 weight gradients, BF16 compute weights).
   constexpr double kGradBytes = 4.0, kParamBytes = 2.0;
-  auto rank_stages = [&](int rk) {
-    std::vector<int> s{rk};
-    if (dual && plan.pp - 1 - rk != rk) s.push_back(plan.pp - 1 - rk);
-    return s;
-  };
+  auto rank_stages = [&](int rk) { return r.schedule.stages_of_rank(rk); };
   // A ring collective on an idle fabric takes latency + bytes x cost: time it
   // at two sizes once per (group, kind) and interpolate. The members are
   // consecutive data-parallel replicas of pipeline rank 0 (continuing on the
@@ -392,6 +408,9 @@ StepResult simulate_step(const StepInputs& in) {
       const auto& ops = r.schedule.per_rank[static_cast<std::size_t>(rk)];
       const auto& tl = r.exec.timeline[static_cast<std::size_t>(rk)];
       auto act = [&](int stage) { return r.stages[static_cast<std::size_t>(stage)].activations_per_microbatch.value(); };
+      auto wgt = [&](int stage) {
+        return r.stages[static_cast<std::size_t>(stage)].weight_grad_inputs_per_microbatch.value();
+      };
       double live = 0, peak = 0;
       for (const auto& t : tl) {
         const auto& op = ops[static_cast<std::size_t>(t.index)];
@@ -402,12 +421,15 @@ StepResult simulate_step(const StepInputs& in) {
             peak = std::max(peak, live);
             live -= act(op.bwd.stage);
             break;
-          // A split backward (B then W) keeps the chunk's activations until
-          // W: the weight gradients need the Linear inputs it caches, and
-          // the output gradients B produced (conservative: all of it).
-          case ChunkOpType::B: break;
-          case ChunkOpType::BW:
-          case ChunkOpType::W: live -= act(op.bwd.stage); break;
+          // A split backward frees the chunk's activations at B but keeps
+          // what its deferred W needs (Linear inputs, output gradients)
+          // until W runs.
+          case ChunkOpType::B:
+            live += wgt(op.bwd.stage) - act(op.bwd.stage);
+            peak = std::max(peak, live);
+            break;
+          case ChunkOpType::W: live -= wgt(op.bwd.stage); break;
+          case ChunkOpType::BW: live -= act(op.bwd.stage); break;
         }
       }
       m.activations_bytes = peak;

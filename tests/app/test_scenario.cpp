@@ -76,9 +76,19 @@ TEST_CASE("bad scenarios name the JSON path of the problem") {
     CHECK(error_path(j) == "/parallelism/ep");
   }
   SUBCASE("more pipeline stages than layers") {
-    j["cluster"]["nodes"] = 1024;
-    j["parallelism"]["pp"] = 64;
+    // 128 stages for 61 layers + embedding + head + MTP module.
+    j["cluster"]["nodes"] = 2048;
+    j["parallelism"]["pp"] = 128;
+    j["parallelism"]["schedule"] = "1f1b";
     CHECK(error_path(j) == "/parallelism/pp");
+  }
+  SUBCASE("interleaved needs micro-batches in multiples of pp") {
+    j["parallelism"]["schedule"] = "interleaved";  // 120 micro-batches, pp 16
+    CHECK(error_path(j) == "/parallelism/schedule");
+  }
+  SUBCASE("virtual stages only for the interleaved schedule") {
+    j["parallelism"]["virtual_stages"] = 2;
+    CHECK(error_path(j) == "/parallelism/virtual_stages");
   }
   SUBCASE("global batch not divisible by dp x micro-batch") {
     j["training"]["global_batch_size"] = 15361;
@@ -86,12 +96,12 @@ TEST_CASE("bad scenarios name the JSON path of the problem") {
   }
   SUBCASE("DualPipe needs at least 2 x pp micro-batches") {
     j["training"]["global_batch_size"] = 128 * 30;
-    CHECK(error_path(j) == "/training/global_batch_size");
+    CHECK(error_path(j) == "/parallelism/schedule");
   }
   SUBCASE("DualPipe needs an even pp") {
     j["cluster"]["nodes"] = 240;
     j["parallelism"]["pp"] = 15;
-    CHECK(error_path(j) == "/parallelism/pp");
+    CHECK(error_path(j) == "/parallelism/schedule");
   }
   SUBCASE("FP8 on a GPU without FP8 tensor cores") {
     j["cluster"]["gpu"] = "A100-80GB";
@@ -102,7 +112,7 @@ TEST_CASE("bad scenarios name the JSON path of the problem") {
     CHECK(error_path(j) == "/precision/gemm");
   }
   SUBCASE("unknown schedule") {
-    j["parallelism"]["schedule"] = "gpipe";
+    j["parallelism"]["schedule"] = "pipedream";
     CHECK(error_path(j) == "/parallelism/schedule");
   }
   SUBCASE("unknown model preset") {

@@ -47,6 +47,9 @@ struct StageCost {
   double params_per_gpu = 0;        // parameters of this stage held by one GPU
   double expert_params_per_gpu = 0; // of which routed-expert parameters
   ByteCount activations_per_microbatch{};
+  // What a deferred weight-gradient pass (W after a split B) keeps alive: the
+  // inputs of the Linear layers and the output gradients B produced.
+  ByteCount weight_grad_inputs_per_microbatch{};
   ByteCount transient{};            // largest short-lived buffer (e.g. logits)
   double model_flops_per_microbatch = 0;
   double executed_flops_per_microbatch = 0;
