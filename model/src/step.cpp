@@ -148,7 +148,10 @@ StepResult simulate_step(const StepInputs& in) {
     sc.backward_full = rbw.makespan;
     sc.forward_exposed = rf.exposed;
     sc.backward_full_exposed = rbw.exposed;
+    sc.backward_input_exposed = rb.exposed;
     sc.forward_compute = rf.compute_busy;
+    sc.backward_input_compute = rb.compute_busy;
+    sc.backward_weight_compute = rw.compute_busy;
     sc.backward_full_compute = rbw.compute_busy;
     for (LayerKind k : sc.layers) {
       const ParamCount pc = layer_params(arch, k);
@@ -350,8 +353,8 @@ StepResult simulate_step(const StepInputs& in) {
       switch (op.type) {
         case ChunkOpType::F: bd.compute += fs.forward_compute; add(fs.forward_exposed); break;
         case ChunkOpType::BW: bd.compute += bs.backward_full_compute; add(bs.backward_full_exposed); break;
-        case ChunkOpType::B: bd.compute += bs.backward_input; break;
-        case ChunkOpType::W: bd.compute += bs.backward_weight; break;
+        case ChunkOpType::B: bd.compute += bs.backward_input_compute; add(bs.backward_input_exposed); break;
+        case ChunkOpType::W: bd.compute += bs.backward_weight_compute; break;
         case ChunkOpType::FB: {
           const PairCost& pc = pair_cost(op.fwd.stage, op.bwd.stage);
           bd.compute += pc.compute_busy;

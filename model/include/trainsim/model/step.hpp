@@ -42,8 +42,8 @@ struct StepInputs {
 struct StageCost {
   std::vector<LayerKind> layers;
   Time forward{}, backward_input{}, backward_weight{}, backward_full{};
-  ExposedComm forward_exposed{}, backward_full_exposed{};
-  Time forward_compute{}, backward_full_compute{};
+  ExposedComm forward_exposed{}, backward_input_exposed{}, backward_full_exposed{};
+  Time forward_compute{}, backward_input_compute{}, backward_weight_compute{}, backward_full_compute{};
   double params_per_gpu = 0;        // parameters of this stage held by one GPU
   double expert_params_per_gpu = 0; // of which routed-expert parameters
   ByteCount activations_per_microbatch{};
