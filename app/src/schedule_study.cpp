@@ -89,19 +89,24 @@ BubbleFormula formula_of(const StudyParams& p, int stages) {
     case ScheduleKind::ZB1P:
       out.name = "(PP-1)(F+B-2W)";
       out.bubble = (pp - 1.0) * (p.f + p.b - 2.0 * p.w);
-      out.note = "DeepSeek-V3 report Table 2 / DualPipe README (ZB-H1, Qi et al. 2023)." + p2p_note;
+      out.note = fmt::format(
+          "DeepSeek-V3 report Table 2 / DualPipe README (ZB-H1, Qi et al. 2023). Exact on every rank when "
+          "W <= min(F, B-W) (here W = {}, F = {}, B-W = {}{}); otherwise every rank idles "
+          "(PP-1)(F + (B-W) - min(W, F, B-W)) and the formula undercounts.{}",
+          p.w, p.f, p.b - p.w, p.w <= std::min(p.f, p.b - p.w) ? ", so it applies" : ", so it does not", p2p_note);
       break;
     case ScheduleKind::DualPipe:
     case ScheduleKind::DualPipeV: {
       const double PP = stages;  // pipeline stages: = devices for DualPipe, 2 x devices for DualPipeV
       out.name = p.kind == ScheduleKind::DualPipe ? "(PP/2-1)(F&B+B-3W)" : "(PP/2-1)(F&B+B-3W), PP = 2 x devices";
       out.bubble = (PP / 2.0 - 1.0) * (fb + p.b - 3.0 * p.w);
-      const bool exact_case = std::abs((p.b - p.w) - p.f) <= 1e-12 * std::max(1.0, p.f);
+      const bool exact_case = std::abs((p.b - p.w) - p.f) <= 1e-12 * std::max(1.0, p.f) && p.w <= fb - p.f;
       out.note = fmt::format(
-          "DeepSeek-V3 report Table 2 / DualPipe README. It equals the largest per-rank bubble of the schedule "
-          "only when B-W equals F (here B-W = {} and F = {}{}); otherwise the simulated bubble, not the formula, "
-          "is the truth.{}",
-          p.b - p.w, p.f, exact_case ? ", so it applies" : ", so it does not", p2p_note);
+          "DeepSeek-V3 report Table 2 / DualPipe README. It is the bubble of the {} only when B-W equals F and "
+          "W <= F&B-F (here B-W = {}, F = {}, W = {}, F&B-F = {}{}); the other ranks idle less (more when "
+          "F&B > F+B); otherwise the simulated bubble, not the formula, is the truth.{}",
+          p.kind == ScheduleKind::DualPipe ? "central ranks" : "two deepest devices", p.b - p.w, p.f, p.w, fb - p.f,
+          exact_case ? ", so it applies" : ", so it does not", p2p_note);
       break;
     }
   }
