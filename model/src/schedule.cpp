@@ -319,20 +319,17 @@ class PhasedRank {
 // DualPipe (DeepSeek-V3 report section 3.2.1; reference implementation
 // deepseek-ai/DualPipe, dualpipe/dualpipe.py, DualPipe.step).
 // ---------------------------------------------------------------------------
-std::vector<ScheduleOp> dualpipe_rank(int pp, int num_chunks, int rank) {
-  const int half_ranks = pp / 2;
-  // Distance from the nearer end of the pipeline: ranks r and pp-1-r run
-  // mirror-image programs.
-  const int half_rank = std::min(rank, pp - 1 - rank);
-  const int half_chunks = num_chunks / 2;  // micro-batches per direction
-  // The two ranks in the middle start their first backward straight after
-  // their first forwards, and do not overlap the first F&B pair.
-  const bool middle = rank == half_ranks - 1 || rank == half_ranks;
-  const ChunkRef dir0{rank, 0, 0};
-  const ChunkRef dir1{pp - 1 - rank, 0, 1};
-  const bool second_half = rank >= half_ranks;
-  PhasedRank b(second_half ? dir1 : dir0, second_half ? dir0 : dir1);
-
+// The eight steps of DualPipe's reference implementation, shared by DualPipe
+// and DualPipeV (which is DualPipe cut in half: device d of DualPipeV with n
+// devices and m micro-batches runs rank d's program of DualPipe with 2n ranks
+// and 2m micro-batches). Stream 0 of `b` is the near stream (DualPipe: the
+// direction that starts on this rank's half; DualPipeV: the down leg of the
+// V), stream 1 the far one (the other direction; the up leg).
+//   half_ranks  ranks per half (DualPipe pp/2; DualPipeV n devices)
+//   half_rank   distance from the nearer end (DualPipe min(r, pp-1-r); DualPipeV d)
+//   half_chunks micro-batches per stream (DualPipe m/2; DualPipeV m)
+//   middle      the rank(s) at the turning point, which do not overlap their first F&B pair
+void dual_eight_steps(PhasedRank& b, int half_ranks, int half_rank, int half_chunks, bool middle) {
   // Step 1, nF0 (warm-up): forwards of the near stream until the far stream's
   // first micro-batch arrives; it needs 2 forward slots per rank it still has
   // to cross before reaching this one's mirror position.
@@ -360,8 +357,8 @@ std::vector<ScheduleOp> dualpipe_rank(int pp, int num_chunks, int rank) {
   // Step 4, nF0B1F1B0 (main F&B): pairs of overlapped forward+backward
   // chunks, alternating which stream is forward. Its length makes each
   // direction's forward total come to half_chunks:
-  //   half_chunks - pp + half_rank + 1 (>= 1 because half_chunks >= pp).
-  const int step4 = half_chunks - pp + half_rank + 1;
+  //   half_chunks - 2 * half_ranks + half_rank + 1 (>= 1 because half_chunks >= pp).
+  const int step4 = half_chunks - 2 * half_ranks + half_rank + 1;
   for (int i = 0; i < step4; ++i) {
     if (i == 0 && middle) {
       // The reference does not overlap this first pair on the middle ranks
@@ -410,6 +407,23 @@ std::vector<ScheduleOp> dualpipe_rank(int pp, int num_chunks, int rank) {
   const int step8 = half_rank + 1;
   for (int i = 0; i < step8; ++i) b.weight("cooldown");
 
+}
+
+std::vector<ScheduleOp> dualpipe_rank(int pp, int num_chunks, int rank) {
+  const int half_ranks = pp / 2;
+  // Distance from the nearer end of the pipeline: ranks r and pp-1-r run
+  // mirror-image programs.
+  const int half_rank = std::min(rank, pp - 1 - rank);
+  const int half_chunks = num_chunks / 2;  // micro-batches per direction
+  // The two ranks in the middle start their first backward straight after
+  // their first forwards, and do not overlap the first F&B pair.
+  const bool middle = rank == half_ranks - 1 || rank == half_ranks;
+  const ChunkRef dir0{rank, 0, 0};
+  const ChunkRef dir1{pp - 1 - rank, 0, 1};
+  const bool second_half = rank >= half_ranks;
+  PhasedRank b(second_half ? dir1 : dir0, second_half ? dir0 : dir1);
+
+  dual_eight_steps(b, half_ranks, half_rank, half_chunks, middle);
   return b.finish();
 }
 
@@ -425,79 +439,9 @@ std::vector<ScheduleOp> dualpipe_rank(int pp, int num_chunks, int rank) {
 std::vector<ScheduleOp> dualpipev_rank(int n, int m, int d) {
   PhasedRank b(ChunkRef{d, 0, 0}, ChunkRef{2 * n - 1 - d, 0, 0});
 
-  // Step 1, nF0 (warm-up): down-leg forwards until micro-batch 0 comes back
-  // up to this device: it has 2 forward slots to cover per device below this
-  // one (down to the bottom of the V and back): (n-d-1)*2.
-  const int step1 = (n - d - 1) * 2;
-  for (int i = 0; i < step1; ++i) b.forward(0, "warmup");
-
-  // Step 2, nF0F1 (interleaved warm-up): alternate down-leg and up-leg
-  // forwards, one pair per device from this one up to device 0: d+1.
-  const int step2 = d + 1;
-  for (int i = 0; i < step2; ++i) {
-    b.forward(0, "interleaved_warmup");
-    b.forward(1, "interleaved_warmup");
-  }
-
-  // Step 3, nB1W1F1 (zero-bubble warm-up): the first up-leg backwards come
-  // back from the loss; split into B and W, the W run at once to fill the
-  // wait for the next up-leg forward. As long as step 1 per pair: n-d-1.
-  const int step3 = n - d - 1;
-  for (int i = 0; i < step3; ++i) {
-    b.backward(1, /*zero_bubble=*/true, "zero_bubble_warmup");
-    b.weight("zero_bubble_warmup");
-    b.forward(1, "zero_bubble_warmup");
-  }
-
-  // Step 4, nF0B1F1B0 (main F&B): overlapped pairs, down-forward with
-  // up-backward then up-forward with down-backward. Its length makes the
-  // down-leg forward total come to m: m - 2n + d + 1 (>= 1 as m >= 2n).
-  const int step4 = m - 2 * n + d + 1;
-  for (int i = 0; i < step4; ++i) {
-    if (i == 0 && d == n - 1) {
-      // At the bottom of the V the reference does not overlap the first
-      // pair (to shorten the bubble): a forward, then a full backward.
-      b.forward(0, "main_fb");
-      b.backward(1, /*zero_bubble=*/false, "main_fb");
-    } else {
-      b.forward_backward(0, 1, "main_fb");
-    }
-    b.forward_backward(1, 0, "main_fb");
-  }
-
-  // Step 5, nB1F1B0 (first drain): the down-leg forwards are all done; an
-  // up-leg backward then an up-forward/down-backward pair: n-d-1.
-  const int step5 = n - d - 1;
-  for (int i = 0; i < step5; ++i) {
-    b.backward(1, /*zero_bubble=*/false, "drain_b1_f1b0");
-    b.forward_backward(1, 0, "drain_b1_f1b0");
-  }
-
-  // Step 6, nB1B0 (second drain): all forwards are done; alternate up- and
-  // down-leg backwards, d+1 pairs, the second half of them with the weight
-  // gradient deferred (the parity of d picks which B of the middle pair is
-  // the first deferred one, so that exactly d+1 backwards are split).
-  const int step6 = d + 1;
-  bool zero_bubble = false;
-  for (int i = 0; i < step6; ++i) {
-    if (i == step6 / 2 && d % 2 == 1) zero_bubble = true;
-    b.backward(1, zero_bubble, "drain_b1_b0");
-    if (i == step6 / 2 && d % 2 == 0) zero_bubble = true;
-    b.backward(0, zero_bubble, "drain_b1_b0");
-  }
-
-  // Step 7, nWB0 (zero-bubble cool-down): the remaining down-leg backwards,
-  // each preceded by a deferred W that fills the wait for it: n-d-1.
-  const int step7 = n - d - 1;
-  for (int i = 0; i < step7; ++i) {
-    b.weight("zero_bubble_cooldown");
-    b.backward(0, /*zero_bubble=*/true, "zero_bubble_cooldown");
-  }
-
-  // Step 8, nW (cool-down): the d+1 W's still deferred.
-  const int step8 = d + 1;
-  for (int i = 0; i < step8; ++i) b.weight("cooldown");
-
+  // Device d is DualPipe's rank d at distance d from the nearer end; the
+  // bottom of the V (d = n-1) is the turning point.
+  dual_eight_steps(b, n, d, m, d == n - 1);
   return b.finish();
 }
 

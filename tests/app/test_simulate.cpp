@@ -18,6 +18,20 @@ Json default_json() {
   return parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/deepseek-v3-pretrain.json");
 }
 
+// Llama-3-70B on 64 nodes of 8 H100 on a single-plane fat-tree, BF16.
+Json llama_h100_json(const Json& parallelism, const Json& training) {
+  Json j = default_json();
+  j["model"] = "llama3-70b";
+  j["cluster"]["gpu"] = "H100";
+  j["cluster"]["nodes"] = 64;
+  j["cluster"]["network"]["topology"] = "fat-tree";
+  j["cluster"]["network"].erase("planes");
+  j["parallelism"] = parallelism;
+  j["precision"]["gemm"] = "bf16";
+  j["training"] = training;
+  return j;
+}
+
 Json report_of(const Json& scenario) {
   return app::make_report(app::simulate(app::parse_scenario(scenario, "test.json")));
 }
@@ -157,16 +171,9 @@ TEST_CASE("what-if: more nodes at the same layout per stage scale throughput, no
 }
 
 TEST_CASE("a dense Llama-style model on H100 runs end to end with 1F1B and tensor parallelism") {
-  Json j = default_json();
-  j["model"] = "llama3-70b";
-  j["cluster"]["gpu"] = "H100";
-  j["cluster"]["nodes"] = 64;
-  j["cluster"]["network"]["topology"] = "fat-tree";
-  j["cluster"]["network"].erase("planes");
-  j["parallelism"] = {{"tp", 8}, {"pp", 4}, {"dp", 16}, {"schedule", "1f1b"}, {"micro_batch_size", 1},
-                      {"recompute", "selective"}, {"sequence_parallel", true}};
-  j["precision"]["gemm"] = "bf16";
-  j["training"] = {{"seq_len", 8192}, {"global_batch_size", 1024}, {"tokens", 15e12}};
+  const Json j = llama_h100_json({{"tp", 8}, {"pp", 4}, {"dp", 16}, {"schedule", "1f1b"}, {"micro_batch_size", 1},
+                                   {"recompute", "selective"}, {"sequence_parallel", true}},
+                                  {{"seq_len", 8192}, {"global_batch_size", 1024}, {"tokens", 15e12}});
   const Json r = report_of(j);
   const double mfu = r["mfu"].get<double>();
   MESSAGE("llama3-70b on 512 H100 (tp8 pp4 dp16): MFU " << mfu);
@@ -252,16 +259,9 @@ TEST_CASE("schedule family on DeepSeek-V3: cost ordering and memory follow the s
 }
 
 TEST_CASE("interleaved 1F1B shrinks the bubble of a dense model") {
-  Json j = default_json();
-  j["model"] = "llama3-70b";
-  j["cluster"]["gpu"] = "H100";
-  j["cluster"]["nodes"] = 64;
-  j["cluster"]["network"]["topology"] = "fat-tree";
-  j["cluster"]["network"].erase("planes");
-  j["parallelism"] = {{"tp", 8}, {"pp", 8}, {"dp", 8}, {"schedule", "1f1b"}, {"micro_batch_size", 1},
-                      {"recompute", "selective"}, {"sequence_parallel", true}};
-  j["precision"]["gemm"] = "bf16";
-  j["training"] = {{"seq_len", 8192}, {"global_batch_size", 128}, {"tokens", 15e12}};
+  Json j = llama_h100_json({{"tp", 8}, {"pp", 8}, {"dp", 8}, {"schedule", "1f1b"}, {"micro_batch_size", 1},
+                            {"recompute", "selective"}, {"sequence_parallel", true}},
+                           {{"seq_len", 8192}, {"global_batch_size", 128}, {"tokens", 15e12}});
   const Json base = report_of(j);
   j["parallelism"]["schedule"] = "interleaved";
   j["parallelism"]["virtual_stages"] = 2;
