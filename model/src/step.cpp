@@ -385,12 +385,11 @@ StepResult simulate_step(const StepInputs& in) {
   for (int rk = 0; rk < r.schedule.ranks; ++rk) {
     MemoryBreakdown m;
     m.rank = rk;
-    double params = 0, expert = 0, act_max = 0, transient = 0;
+    double params = 0, expert = 0, transient = 0;
     for (int s : rank_stages(rk)) {
       const auto& sc = r.stages[static_cast<std::size_t>(s)];
       params += sc.params_per_gpu;
       expert += sc.expert_params_per_gpu;
-      act_max = std::max(act_max, sc.activations_per_microbatch.value());
       transient = std::max(transient, sc.transient.value());
     }
     const double dense = params - expert;
@@ -437,7 +436,6 @@ StepResult simulate_step(const StepInputs& in) {
       }
       m.activations_bytes = peak;
     }
-    (void)act_max;
     m.transient_bytes = transient;
     r.memory.push_back(m);
     if (m.total_bytes() > r.peak_memory.total_bytes()) r.peak_memory = m;
