@@ -265,7 +265,11 @@ nlohmann::json import_published_tables(const nlohmann::json& tables, const std::
   out["gpu"] = gpu_name;
   out["origin"] = fmt::format("trainsim calibrate --import {} (least-squares fit, {} of {} GEMM points in the compute-bound regime)",
                               file, fit_set.size(), points.size());
-  out["reference"] = {{"sms", sms}, {"peak_fp8_TFLOPS", gpu.peak_fp8.value() / 1e12}, {"hbm_TBps", hbm / 1e12}};
+  out["reference"] = {{"sms", sms},
+                      {"gemm_precision", "fp8"},
+                      {"peak_gemm_TFLOPS", gpu.peak_fp8.value() / 1e12},
+                      {"peak_attention_TFLOPS", gpu.peak_bf16.value() / 1e12},
+                      {"hbm_TBps", hbm / 1e12}};
   out["gemm_fp8"] = {{"t0_us", c(0) * 1e6},
                      {"alpha_us", c(1) * 1e6},
                      {"beta_ns_per_k", c(2) * 1e9},

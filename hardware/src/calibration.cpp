@@ -36,7 +36,7 @@ Time KernelTimer::gemm(std::int64_t m, std::int64_t n, std::int64_t k, std::int6
     throw std::invalid_argument(fmt::format("{} has no {} tensor-core rate", gpu_->name, to_string(precision)));
   // beta was measured for FP8 on the reference GPU; per-SM throughput in this
   // precision on this GPU relative to that sets the scale.
-  const double ref_per_sm = p_->ref_peak_fp8_flops / p_->ref_sms;
+  const double ref_per_sm = p_->ref_peak_gemm_flops / p_->ref_sms;
   const double this_per_sm = peak / gpu_->sms;
   const double beta = f.beta_s * ref_per_sm / this_per_sm;
   const std::int64_t tile_m = m <= f.small_tile_m ? f.small_tile_m : f.tile_m;
@@ -57,8 +57,8 @@ Time KernelTimer::gemm(std::int64_t m, std::int64_t n, std::int64_t k, std::int6
 
 Time KernelTimer::attention(double executed_flops, bool backward) const {
   if (executed_flops <= 0) return Time::zero();
-  const double ref_per_sm_bf16 = p_->ref_peak_fp8_flops / 2.0 / p_->ref_sms;
-  const double scale = (gpu_->peak_bf16.value() / gpu_->sms) / ref_per_sm_bf16;
+  const double ref_per_sm = p_->ref_peak_attention_flops / p_->ref_sms;
+  const double scale = (gpu_->peak_bf16.value() / gpu_->sms) / ref_per_sm;
   const double rate = (backward ? p_->attn_bwd_flops_per_sm : p_->attn_fwd_flops_per_sm) * scale * sms_;
   return Time::seconds(p_->gemm_fp8.t0_s + executed_flops / rate);
 }
@@ -117,9 +117,16 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
   {
     auto r = o.object("reference");
     p.ref_sms = static_cast<int>(r.integer("sms", 1, 100000));
-    p.ref_peak_fp8_flops = r.number("peak_fp8_TFLOPS", 1, 1e6) * 1e12;
-    p.ref_hbm_Bps = r.number("hbm_TBps", 0.01, 1000) * 1e12;
+    const std::string prec = r.choice("gemm_precision", {"fp8", "bf16", "fp16", "fp32"});
+    p.ref_gemm_precision = prec == "fp8" ? Precision::FP8 : prec == "bf16" ? Precision::BF16
+                           : prec == "fp16" ? Precision::FP16 : Precision::FP32;
+    p.ref_peak_gemm_flops = r.number("peak_gemm_TFLOPS", 1e-6, 1e6) * 1e12;
+    p.ref_peak_attention_flops = r.number("peak_attention_TFLOPS", 1e-6, 1e6) * 1e12;
+    p.ref_hbm_Bps = r.number("hbm_TBps", 1e-6, 1000) * 1e12;
     r.finish();
+  }
+  if (auto dev = o.object_optional("device")) {
+    p.device = parse_gpu(*dev);
   }
   auto read_fit = [&](const char* key, GemmFit& f) {
     auto g = o.object(key);
@@ -189,8 +196,11 @@ nlohmann::json to_json(const CalibrationProfile& p) {
   j["gpu"] = p.gpu;
   j["origin"] = p.origin;
   j["reference"] = {{"sms", p.ref_sms},
-                    {"peak_fp8_TFLOPS", p.ref_peak_fp8_flops / 1e12},
+                    {"gemm_precision", to_string(p.ref_gemm_precision)},
+                    {"peak_gemm_TFLOPS", p.ref_peak_gemm_flops / 1e12},
+                    {"peak_attention_TFLOPS", p.ref_peak_attention_flops / 1e12},
                     {"hbm_TBps", p.ref_hbm_Bps / 1e12}};
+  if (!p.device.name.empty()) j["device"] = hw::to_json(p.device);
   j["gemm_fp8"] = {{"t0_us", p.gemm_fp8.t0_s * 1e6},
                    {"alpha_us", p.gemm_fp8.alpha_s * 1e6},
                    {"beta_ns_per_k", p.gemm_fp8.beta_s * 1e9},

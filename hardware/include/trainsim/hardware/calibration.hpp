@@ -77,9 +77,14 @@ struct CalibrationProfile {
   std::string gpu;          // preset name of the GPU it was measured on
   std::string origin;       // how it was produced (import, measurement)
   // Reference hardware the measurements were taken on.
-  int ref_sms = 132;
-  double ref_peak_fp8_flops = 0;  // datasheet FP8 dense peak of the measured GPU
+  int ref_sms = 132;                 // SMs (GPU) or threads (CPU) the kernels ran on
+  Precision ref_gemm_precision = Precision::FP8;  // format the GEMMs were measured in
+  double ref_peak_gemm_flops = 0;    // datasheet peak of the measured device in that format
+  double ref_peak_attention_flops = 0;  // datasheet peak in the attention kernels' format (BF16; FP32 on CPU)
   double ref_hbm_Bps = 0;
+  // The measured device itself, when it is not a preset (a CPU calibrated
+  // locally); empty name otherwise.
+  GpuSpec device;
   GemmFit gemm_fp8;        // forward and input-gradient GEMMs
   GemmFit gemm_fp8_wgrad;  // weight-gradient GEMMs (K = tokens, FP32 accumulation)
   double attn_fwd_flops_per_sm = 0;  // FLOP/s per SM, forward
