@@ -14,7 +14,11 @@
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
+#include "trainsim/hardware/calibration.hpp"
+#include "trainsim/calibrate/cpu.hpp"
 #include "trainsim/calibrate/import.hpp"
+#include "trainsim/calibrate/replay.hpp"
+#include "trainsim/kernels/cuda_device.hpp"
 #include "trainsim/common/error.hpp"
 #include "trainsim/common/json_reader.hpp"
 #include "trainsim/hardware/gpu.hpp"
@@ -59,10 +63,23 @@ int main(int argc, char** argv) {
   simulate->add_option("--trace", trace_file, "write a Chrome/Perfetto trace of one step to this file");
   simulate->add_flag("--quiet", quiet, "do not print the summary");
 
-  std::string import_file, out_file;
-  auto* calibrate = app.add_subcommand("calibrate", "build a calibration profile");
-  calibrate->add_option("--import", import_file, "JSON tables of kernel measurements taken elsewhere")->required();
+  std::string import_file, out_file, device = "auto";
+  bool quick = false;
+  auto* calibrate = app.add_subcommand("calibrate", "build a calibration profile (measure this machine, or --import measurements taken elsewhere)");
+  auto* import_opt = calibrate->add_option("--import", import_file, "JSON tables of kernel measurements taken elsewhere");
+  calibrate->add_option("--device", device, "auto | cpu | cuda[:N]: the device to measure (auto: a GPU if one is found, else the CPU)")
+      ->excludes(import_opt);
+  calibrate->add_flag("--quick", quick, "fewer shapes and repeats");
   calibrate->add_option("--out", out_file, "profile JSON to write")->required();
+
+  std::string replay_scenario, replay_device = "cpu", replay_profile;
+  bool replay_json = false;
+  auto* replay = app.add_subcommand(
+      "replay", "run one micro-batch chunk of a scenario for real on this machine and compare with the prediction");
+  replay->add_option("scenario", replay_scenario, "scenario JSON file")->required();
+  replay->add_option("--device", replay_device, "cpu (cuda: not yet)");
+  replay->add_option("--calibration", replay_profile, "profile from `trainsim calibrate` on this machine")->required();
+  replay->add_flag("--json", replay_json, "print JSON");
 
   auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
 
@@ -113,6 +130,58 @@ int main(int argc, char** argv) {
       if (!report_file.empty()) write_atomically(report_file, report_text);
       if (!trace_file.empty()) write_atomically(trace_file, trace_text);
       if (!quiet) std::cout << trainsim::app::summary_text(report);
+    } else if (*calibrate && import_file.empty()) {
+      check_writable(out_file);
+      bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
+      if (!cuda && device != "cpu" && device != "auto")
+        throw trainsim::InputError("--device", "", "\"" + device + "\"", "auto, cpu, cuda or cuda:N");
+      const auto info = trainsim::kernels::query_cuda_devices();
+      if (cuda && info.count == 0)
+        throw trainsim::InputError("--device", "", "\"" + device + "\"",
+                                   "a CUDA device, but none is usable: " + info.message);
+      if (device == "auto") {
+        if (info.count == 0)
+          std::cerr << "trainsim: no CUDA device (" << info.message << "); calibrating the CPU instead\n";
+        cuda = info.count > 0;
+      }
+      if (cuda)
+        throw trainsim::InputError("--device", "", "\"" + device + "\"",
+                                   "cpu: GPU calibration is not implemented yet (use --import for published GPU measurements)");
+      trainsim::calibrate::CpuCalibrationOptions opt;
+      opt.quick = quick;
+      opt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
+      const auto profile = trainsim::calibrate::calibrate_cpu(opt);
+      trainsim::hw::parse_profile(profile, out_file);  // what we write must load
+      write_atomically(out_file, profile.dump(1) + "\n");
+      std::cout << fmt::format("wrote {} (CPU GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
+                               profile["gemm_fp8"]["fit"]["points"].get<int>(),
+                               100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
+                               100 * profile["gemm_fp8"]["fit"]["max_abs_rel_error"].get<double>());
+    } else if (*replay) {
+      if (replay_device != "cpu")
+        throw trainsim::InputError("--device", "", "\"" + replay_device + "\"", "cpu (the CUDA replay is not implemented yet)");
+      const auto scenario = trainsim::app::load_scenario(replay_scenario);
+      const auto profile = trainsim::hw::load_profile(replay_profile);
+      trainsim::calibrate::ReplayInputs in;
+      in.arch = &scenario.arch;
+      in.cluster = &scenario.cluster;
+      in.plan = &scenario.plan;
+      in.precision = scenario.gemm_precision;
+      in.seq_len = scenario.training.seq_len;
+      in.profile = &profile;
+      auto r = trainsim::calibrate::replay_cpu(in);
+      r["scenario"] = scenario.name;
+      if (replay_json) {
+        std::cout << r.dump(2) << '\n';
+      } else {
+        std::cout << fmt::format("replay of {} on {}: measured {:.4f} s, predicted {:.4f} s, predicted/measured {:.3f}\n",
+                                 scenario.name, r["device"].get<std::string>(), r["measured_s"].get<double>(),
+                                 r["predicted_s"].get<double>(), r["ratio"].get<double>());
+        for (const auto& [k, v] : r["by_kind"].items())
+          std::cout << fmt::format("  {:22s} measured {:.4f} s  predicted {:.4f} s  ratio {:.3f}  ({} ops)\n", k,
+                                   v["measured_s"].get<double>(), v["predicted_s"].get<double>(),
+                                   v["ratio"].get<double>(), v["ops"].get<int>());
+      }
     } else if (*calibrate) {
       check_writable(out_file);
       const auto tables = trainsim::parse_json_file(import_file);

@@ -9,6 +9,7 @@
 
 #include "trainsim/common/json_reader.hpp"
 #include "trainsim/hardware/gpu.hpp"
+#include "fit.hpp"
 
 namespace trainsim::calibrate {
 
@@ -21,30 +22,16 @@ struct GemmPoint {
   double seconds() const { return 2.0 * static_cast<double>(m * n) * static_cast<double>(k * groups) / (tflops * 1e12); }
 };
 
-long long ceil_div(long long a, long long b) { return (a + b - 1) / b; }
-
+using detail::median;
+const detail::Tiling kGpuTiling{128, 64, 128};
 constexpr int kTileM = 128, kSmallTileM = 64, kTileN = 128;
 
-// Regressors of the wave model t = t0 + waves * (alpha + beta * K * tile_m / 128).
 Eigen::Vector3d wave_features(long long m, long long n, long long k, long long groups, int sms) {
-  const long long tm = m <= kSmallTileM ? kSmallTileM : kTileM;
-  const long long waves = ceil_div(groups * ceil_div(m, tm) * ceil_div(n, kTileN), sms);
-  return Eigen::Vector3d(1.0, static_cast<double>(waves),
-                         static_cast<double>(waves) * static_cast<double>(k) * static_cast<double>(tm) / kTileM);
+  return detail::wave_features(m, n, k, groups, sms, kGpuTiling);
 }
 
-// Weighted least squares minimising relative error: rows x_i / t_i, targets 1.
 Eigen::Vector3d fit_relative(const std::vector<Eigen::Vector3d>& x, const std::vector<double>& t) {
-  Eigen::MatrixXd A(static_cast<Eigen::Index>(x.size()), 3);
-  Eigen::VectorXd y = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(x.size()));
-  for (std::size_t i = 0; i < x.size(); ++i) A.row(static_cast<Eigen::Index>(i)) = x[i].transpose() / t[i];
-  return A.colPivHouseholderQr().solve(y);
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return detail::fit_relative<3>(x, t);
 }
 
 std::vector<double> number_list(JsonObject& o, const std::string& key) {

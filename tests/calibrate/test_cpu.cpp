@@ -1,0 +1,107 @@
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "trainsim/calibrate/cpu.hpp"
+#include "trainsim/calibrate/replay.hpp"
+#include "trainsim/common/json_reader.hpp"
+#include "trainsim/hardware/calibration.hpp"
+#include "trainsim/hardware/gpu.hpp"
+#include "trainsim/model/architecture.hpp"
+
+using namespace trainsim;
+
+namespace {
+
+// One quick CPU profile shared by the tests of this file.
+const nlohmann::json& quick_profile() {
+  static const nlohmann::json p = [] {
+    calibrate::CpuCalibrationOptions o;
+    o.quick = true;
+    return calibrate::calibrate_cpu(o);
+  }();
+  return p;
+}
+
+model::Architecture mini_moe() {
+  Json j = parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/cpu-mini-moe.json");
+  JsonObject o(j["model"], "cpu-mini-moe.json", "/model");
+  return model::parse_architecture(o);
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("CPU calibration writes a loadable profile with the device, the points and the fits") {
+  const auto& j = quick_profile();
+  const hw::CalibrationProfile p = hw::parse_profile(j, "cpu.json");
+  CHECK(p.gpu == "cpu");
+  CHECK(p.device.name == "cpu");
+  CHECK(p.device.sms == 1);
+  CHECK(p.ref_gemm_precision == Precision::FP32);
+  // 2 x 2 x 2 GEMM shapes in quick mode, each with measured and predicted times.
+  CHECK(j["gemm_fp8"]["fit"]["points"].get<int>() == 8);
+  CHECK(j["gemm_fp8"]["fit"]["residuals"].size() == 8);
+  CHECK(p.gemm_fp8.beta_s > 0);
+  CHECK(p.attn_fwd_flops_per_sm > 0);
+  CHECK(p.attn_bwd_flops_per_sm > 0);
+  CHECK(p.device.hbm_bandwidth.value() > 0);
+  // The device's peaks are the fitted GEMM rate in every format: the timer's
+  // per-SM scaling is exactly 1 on the measured device.
+  CHECK(p.device.peak(Precision::BF16).value() == doctest::Approx(p.ref_peak_gemm_flops));
+}
+
+TEST_CASE("replay runs every operation of a dense and a MoE layer and predicts each from the profile") {
+  const hw::CalibrationProfile p = hw::parse_profile(quick_profile(), "cpu.json");
+  const model::Architecture arch = mini_moe();
+  hw::ClusterSpec cluster;
+  cluster.gpu = p.device;
+  cluster.gpus_per_node = 1;
+  model::ParallelPlan plan;
+  plan.recompute = model::Recompute::Selective;
+  calibrate::ReplayInputs in{&arch, &cluster, &plan, Precision::BF16, 128, &p};
+  const auto r = calibrate::replay_cpu(in);
+  CHECK(r["layers"] == nlohmann::json::array({"dense", "moe"}));
+  for (const char* k : {"gemm", "grouped_gemm", "attention.forward", "attention.backward", "memory"}) {
+    CAPTURE(k);
+    REQUIRE(r["by_kind"].contains(k));
+    CHECK(r["by_kind"][k]["measured_s"].get<double>() > 0);
+    CHECK(r["by_kind"][k]["predicted_s"].get<double>() > 0);
+  }
+  CHECK(r["ops_executed"].get<int>() > 50);
+  CHECK(r["ops_skipped"].get<int>() == 0);
+  CHECK(r["predicted_s"].get<double>() > 0);
+}
+
+TEST_CASE("replay refuses a profile without a measured device") {
+  const hw::CalibrationProfile h800 = hw::load_profile("h800");
+  const model::Architecture arch = mini_moe();
+  hw::ClusterSpec cluster;
+  cluster.gpu = hw::gpu_preset("H800");
+  model::ParallelPlan plan;
+  calibrate::ReplayInputs in{&arch, &cluster, &plan, Precision::BF16, 128, &h800};
+  CHECK_THROWS_AS(calibrate::replay_cpu(in), std::invalid_argument);
+}
+}
+
+TEST_SUITE("golden") {
+TEST_CASE("CLI: calibrate --device cuda without a GPU fails with exit code 2 and writes nothing") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(TRAINSIM_BINARY_DIR) / "cli-calibrate";
+  fs::create_directories(dir);
+  const fs::path out = dir / "p.json";
+  fs::remove(out);
+  const std::string cmd = std::string(TRAINSIM_BINARY_DIR) + "/trainsim calibrate --device cuda --out " +
+                          out.string() + " 2>" + (dir / "err.txt").string();
+  const int status = std::system(cmd.c_str());
+  REQUIRE(status != -1);
+  CHECK(WEXITSTATUS(status) == 2);
+  CHECK_FALSE(fs::exists(out));
+  std::ifstream err(dir / "err.txt");
+  const std::string msg((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  CHECK(msg.find("--device") != std::string::npos);
+}
+}
