@@ -17,6 +17,7 @@
 #include "trainsim/hardware/calibration.hpp"
 #include "trainsim/calibrate/cpu.hpp"
 #include "trainsim/calibrate/import.hpp"
+#include "trainsim/calibrate/numerics.hpp"
 #include "trainsim/calibrate/replay.hpp"
 #include "trainsim/kernels/cuda_device.hpp"
 #include "trainsim/common/error.hpp"
@@ -80,6 +81,11 @@ int main(int argc, char** argv) {
   replay->add_option("--device", replay_device, "cpu (cuda: not yet)");
   replay->add_option("--calibration", replay_profile, "profile from `trainsim calibrate` on this machine")->required();
   replay->add_flag("--json", replay_json, "print JSON");
+
+  bool fp8_json = false;
+  auto* fp8err = app.add_subcommand(
+      "fp8-error", "relative error of DeepSeek-V3's FP8 GEMM scheme for V3's K, with and without FP32 promotion every 128");
+  fp8err->add_flag("--json", fp8_json, "print JSON");
 
   auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
 
@@ -213,6 +219,21 @@ int main(int argc, char** argv) {
                                                   : trainsim::app::study_text(*result);
       if (!svg_file.empty()) write_atomically(svg_file, trainsim::app::study_svg(*result));
       std::cout << out_text;
+    } else if (*fp8err) {
+      const auto r = trainsim::calibrate::fp8_error_report(trainsim::calibrate::deepseek_v3_fp8_cases(), 64, 64, 1);
+      if (fp8_json) {
+        std::cout << r.dump(2) << '\n';
+      } else {
+        std::cout << "FP8 (E4M3, 1x128 / 128x128 scales) GEMM error vs float64, M = N = 64, Gaussian inputs, seed 1\n"
+                  << "accumulator: " << r["accumulator"].get<std::string>() << "\n"
+                  << fmt::format("{:>6}  {:>22}  {:>22}  {:>8}  {}\n", "K", "no promotion (max rel)",
+                                 "promote/128 (max rel)", "factor", "layers");
+        for (const auto& c : r["cases"])
+          std::cout << fmt::format("{:>6}  {:>21.3f}%  {:>21.4f}%  {:>7.1f}x  {}\n", c["k"].get<int>(),
+                                   100 * c["no_promotion"]["max_elementwise_relative_error"].get<double>(),
+                                   100 * c["promotion_every_128"]["max_elementwise_relative_error"].get<double>(),
+                                   c["improvement"].get<double>(), c["name"].get<std::string>());
+      }
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;

@@ -219,7 +219,9 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
   out["gemm_fp8"] = gemm_fit(gemm_points);
   // One kernel serves forward, input-gradient and weight-gradient GEMMs here.
   out["gemm_fp8_wgrad"] = gemm_fit(nlohmann::json::array());
-  out["attention_bf16"] = {{"forward_TFLOPS_per_sm", 1.0 / cf(1) / 1e12},
+  // One fixed time for forward and backward kernels: the mean of the two fits.
+  out["attention_bf16"] = {{"t0_us", std::max(0.0, 0.5 * (cf(0) + cb(0)) * 1e6)},
+                           {"forward_TFLOPS_per_sm", 1.0 / cf(1) / 1e12},
                            {"backward_TFLOPS_per_sm", 1.0 / cb(1) / 1e12},
                            {"checks", {{"points", attn_points}, {"forward_t0_us", cf(0) * 1e6}, {"backward_t0_us", cb(0) * 1e6}}}};
   out["memory_bound"] = {{"hbm_efficiency", 1.0}, {"t0_us", std::max(0.0, cm(0) * 1e6)}, };

@@ -60,7 +60,7 @@ Time KernelTimer::attention(double executed_flops, bool backward) const {
   const double ref_per_sm = p_->ref_peak_attention_flops / p_->ref_sms;
   const double scale = (gpu_->peak_bf16.value() / gpu_->sms) / ref_per_sm;
   const double rate = (backward ? p_->attn_bwd_flops_per_sm : p_->attn_fwd_flops_per_sm) * scale * sms_;
-  return Time::seconds(p_->gemm_fp8.t0_s + executed_flops / rate);
+  return Time::seconds(p_->attn_t0_s + executed_flops / rate);
 }
 
 Time KernelTimer::memory(ByteCount bytes) const {
@@ -150,6 +150,7 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
     auto a = o.object("attention_bf16");
     p.attn_fwd_flops_per_sm = a.number("forward_TFLOPS_per_sm", 1e-6, 1e6) * 1e12;
     p.attn_bwd_flops_per_sm = a.number("backward_TFLOPS_per_sm", 1e-6, 1e6) * 1e12;
+    p.attn_t0_s = a.number("t0_us", 0, 1e7) * 1e-6;
     a.raw_optional("checks");  // informative residuals, not used for timing
     a.finish();
   }
@@ -224,7 +225,8 @@ nlohmann::json to_json(const CalibrationProfile& p) {
                            {"mean_abs_rel_error", w.mean_abs_rel_error},
                            {"max_abs_rel_error", w.max_abs_rel_error},
                            {"residuals", nlohmann::json::array()}}}};
-  j["attention_bf16"] = {{"forward_TFLOPS_per_sm", p.attn_fwd_flops_per_sm / 1e12},
+  j["attention_bf16"] = {{"t0_us", p.attn_t0_s * 1e6},
+                         {"forward_TFLOPS_per_sm", p.attn_fwd_flops_per_sm / 1e12},
                          {"backward_TFLOPS_per_sm", p.attn_bwd_flops_per_sm / 1e12}};
   j["memory_bound"] = {{"hbm_efficiency", p.hbm_efficiency}, {"t0_us", p.memory_t0_s * 1e6}};
   nlohmann::json pts = nlohmann::json::array();

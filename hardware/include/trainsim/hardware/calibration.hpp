@@ -89,6 +89,7 @@ struct CalibrationProfile {
   GemmFit gemm_fp8_wgrad;  // weight-gradient GEMMs (K = tokens, FP32 accumulation)
   double attn_fwd_flops_per_sm = 0;  // FLOP/s per SM, forward
   double attn_bwd_flops_per_sm = 0;  // FLOP/s per SM, backward
+  double attn_t0_s = 0;              // fixed time per attention kernel
   double hbm_efficiency = 0.9;
   double memory_t0_s = 2e-6;
   std::vector<EpPoint> ep_points;
