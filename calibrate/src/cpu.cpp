@@ -203,6 +203,17 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
                       {"peak_attention_TFLOPS", tflops},
                       {"hbm_TBps", bandwidth / 1e12}};
   out["device"] = device;
+  out["software"] = {{"compiler", fmt::format("{} {}",
+#if defined(__clang__)
+                                              "clang",
+#elif defined(__GNUC__)
+                                              "g++",
+#else
+                                              "unknown compiler",
+#endif
+                                              __VERSION__)},
+                     {"kernels", "trainsim kernels/cpu_gemm.hpp gemm_tiled (64x64 tiles), kernels/attention.hpp, stream_triad; FP32, one thread"},
+                     {"build", TRAINSIM_BUILD_TYPE}};
   auto gemm_fit = [&](const nlohmann::json& residuals) {
     return nlohmann::json{{"t0_us", cg(0) * 1e6},
                           {"alpha_us", cg(1) * 1e6},

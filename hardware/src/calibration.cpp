@@ -187,6 +187,7 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
     p.sources.push_back(s.get<std::string>());
   }
   o.raw_optional("fitted_points");  // informative copy of the inputs, not read
+  o.raw_optional("software");       // compiler and kernel versions of a measured profile, not read
   o.finish();
   return p;
 }
