@@ -16,6 +16,7 @@
 #include "trainsim/app/schedule_study.hpp"
 #include "trainsim/hardware/calibration.hpp"
 #include "trainsim/calibrate/cpu.hpp"
+#include "trainsim/calibrate/cuda.hpp"
 #include "trainsim/calibrate/import.hpp"
 #include "trainsim/calibrate/numerics.hpp"
 #include "trainsim/calibrate/replay.hpp"
@@ -150,9 +151,30 @@ int main(int argc, char** argv) {
           std::cerr << "trainsim: no CUDA device (" << info.message << "); calibrating the CPU instead\n";
         cuda = info.count > 0;
       }
-      if (cuda)
-        throw trainsim::InputError("--device", "", "\"" + device + "\"",
-                                   "cpu: GPU calibration is not implemented yet (use --import for published GPU measurements)");
+      if (cuda) {
+        int index = 0;  // cuda (= cuda:0) or cuda:N
+        if (device.rfind("cuda:", 0) == 0) {
+          const std::string n = device.substr(5);
+          if (n.empty() || n.size() > 6 || n.find_first_not_of("0123456789") != std::string::npos)
+            throw trainsim::InputError("--device", "", "\"" + device + "\"", "cuda:N with N a device index");
+          index = std::stoi(n);
+        }
+        if (index >= info.count)
+          throw trainsim::InputError("--device", "", "\"" + device + "\"",
+                                     fmt::format("a device index below {} ({})", info.count, info.message));
+        trainsim::calibrate::CudaCalibrationOptions copt;
+        copt.device = index;
+        copt.quick = quick;
+        copt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
+        const auto profile = trainsim::calibrate::calibrate_cuda(copt);
+        trainsim::hw::parse_profile(profile, out_file);  // what we write must load
+        write_atomically(out_file, profile.dump(1) + "\n");
+        std::cout << fmt::format("wrote {} (GPU FP8 GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n",
+                                 out_file, profile["gemm_fp8"]["fit"]["points"].get<int>(),
+                                 100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
+                                 100 * profile["gemm_fp8"]["fit"]["max_abs_rel_error"].get<double>());
+        return 0;
+      }
       trainsim::calibrate::CpuCalibrationOptions opt;
       opt.quick = quick;
       opt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
