@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   simulate->add_option("scenario", scenario_file, "scenario JSON file")->required();
   simulate->add_option("--report", report_file, "write the JSON report to this file");
   simulate->add_option("--trace", trace_file, "write a Chrome/Perfetto trace of one step to this file");
+  std::string calibration_override;
+  simulate->add_option("--calibration", calibration_override,
+                       "calibration profile to use instead of the scenario's (a name in data/calibration or a file)");
   simulate->add_flag("--quiet", quiet, "do not print the summary");
 
   std::string import_file, out_file, device = "auto";
@@ -127,7 +130,8 @@ int main(int argc, char** argv) {
     if (*simulate) {
       check_writable(report_file);
       check_writable(trace_file);
-      const auto scenario = trainsim::app::load_scenario(scenario_file);
+      auto scenario = trainsim::app::load_scenario(scenario_file);
+      if (!calibration_override.empty()) scenario.calibration = calibration_override;
       const auto sim = trainsim::app::simulate(scenario);
       const auto report = trainsim::app::make_report(sim);
       // Build every output before writing any of them.

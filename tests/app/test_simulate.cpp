@@ -224,6 +224,16 @@ TEST_CASE("CLI: a good scenario writes the report and the trace") {
   const Json r = parse_json_file(rep.string());
   CHECK(r.contains("gpu_hours_per_trillion_tokens"));
   const Json t = parse_json_file(tr.string());
+  // --calibration overrides the scenario's profile; the report names it.
+  const std::string cmd2 = bin + " simulate " + std::string(TRAINSIM_SOURCE_DIR) +
+                           "/scenarios/deepseek-v3-pretrain.json --quiet --calibration " + std::string(TRAINSIM_SOURCE_DIR) +
+                           "/data/calibration/h800.json --report " + rep.string();
+  const int status2 = std::system(cmd2.c_str());
+  REQUIRE(status2 != -1);
+  CHECK(WEXITSTATUS(status2) == 0);
+  const Json r2 = parse_json_file(rep.string());
+  CHECK(r2["scenario"]["calibration"].get<std::string>().find("data/calibration/h800.json") != std::string::npos);
+  CHECK(r2["calibration"]["name"] == "h800-published");
   // Every rank's chunks, plus the kernels of the busiest rank's chunks.
   CHECK(t["traceEvents"].size() > 16 * 100 + 240 * 50);
 }
