@@ -8,6 +8,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "cuda_host_util.cuh"
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -21,6 +23,12 @@
 
 namespace trainsim::kernels::detail {
 namespace {
+
+using cuda_util::CurrentDevice;
+using cuda_util::DeviceBuffer;
+using cuda_util::describe;
+using cuda_util::Event;
+
 
 // Keep in step with kAttentionCuda{BlockQ,BlockKV,MaxHeadDim} in attention_cuda.hpp.
 constexpr int kBlockQ = 32;                         // query rows per tile
@@ -320,41 +328,9 @@ std::size_t backward_smem_bytes(int dqk, int dv) {
                                                   2 * kBlockQ * kLdP + 2 * kBlockQ);
 }
 
-std::string describe(const char* what, cudaError_t err) {
-  return std::string(what) + " failed: error " + std::to_string(static_cast<int>(err)) + " (" +
-         cudaGetErrorName(err) + ": " + cudaGetErrorString(err) + ")";
-}
 
-struct DeviceBuffer {
-  void* p = nullptr;
-  DeviceBuffer() = default;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (p != nullptr) (void)cudaFree(p);
-  }
-};
 
-struct Event {
-  cudaEvent_t e = nullptr;
-  Event() = default;
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  ~Event() {
-    if (e != nullptr) (void)cudaEventDestroy(e);
-  }
-};
 
-// Makes device p.device current for the run and restores the caller's.
-struct CurrentDevice {
-  int previous = -1;
-  CurrentDevice() = default;
-  CurrentDevice(const CurrentDevice&) = delete;
-  CurrentDevice& operator=(const CurrentDevice&) = delete;
-  ~CurrentDevice() {
-    if (previous >= 0) (void)cudaSetDevice(previous);
-  }
-};
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0.0;

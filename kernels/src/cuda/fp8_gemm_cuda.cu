@@ -7,6 +7,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "cuda_host_util.cuh"
+
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -22,6 +24,12 @@
 
 namespace trainsim::kernels::detail {
 namespace {
+
+using cuda_util::CurrentDevice;
+using cuda_util::DeviceBuffer;
+using cuda_util::describe;
+using cuda_util::Event;
+
 
 // Keep in step with kFp8GemmCudaTile{M,N,K} in fp8_gemm_cuda.hpp.
 constexpr int kBlockM = 128;  // C rows per CTA (two warpgroups x 64)
@@ -233,41 +241,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // ---- host side -------------------------------------------------------------
 
-std::string describe(const char* what, cudaError_t err) {
-  return std::string(what) + " failed: error " + std::to_string(static_cast<int>(err)) + " (" +
-         cudaGetErrorName(err) + ": " + cudaGetErrorString(err) + ")";
-}
 
-struct DeviceBuffer {
-  void* p = nullptr;
-  DeviceBuffer() = default;
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  ~DeviceBuffer() {
-    if (p != nullptr) (void)cudaFree(p);
-  }
-};
 
-struct Event {
-  cudaEvent_t e = nullptr;
-  Event() = default;
-  Event(const Event&) = delete;
-  Event& operator=(const Event&) = delete;
-  ~Event() {
-    if (e != nullptr) (void)cudaEventDestroy(e);
-  }
-};
 
-// Makes device p.device current for the run and restores the caller's.
-struct CurrentDevice {
-  int previous = -1;
-  CurrentDevice() = default;
-  CurrentDevice(const CurrentDevice&) = delete;
-  CurrentDevice& operator=(const CurrentDevice&) = delete;
-  ~CurrentDevice() {
-    if (previous >= 0) (void)cudaSetDevice(previous);
-  }
-};
 
 template <typename OutT>
 std::string run(const Fp8GemmCudaLaunch& p, std::vector<float>& c_out, double& seconds) {

@@ -12,6 +12,8 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "cuda_host_util.cuh"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -23,50 +25,25 @@
 namespace trainsim::kernels::detail {
 namespace {
 
+using cuda_util::CurrentDevice;
+using cuda_util::DeviceBuffer;
+using cuda_util::describe;
+using cuda_util::Event;
+
+
 using bf16 = __nv_bfloat16;
 
-std::string describe(const char* what, cudaError_t e) {
-  return std::string(what) + " failed: CUDA error " + std::to_string(static_cast<int>(e)) + " (" +
-         cudaGetErrorName(e) + ": " + cudaGetErrorString(e) + ")";
-}
 std::string describe(const char* what, cublasStatus_t s) {
   return std::string(what) + " failed: cuBLAS status " + std::to_string(static_cast<int>(s)) + " (" +
          cublasGetStatusName(s) + ")";
 }
 
-#define TS_CUDA(call, what)                              \
-  do {                                                   \
-    const cudaError_t e_ = (call);                       \
-    if (e_ != cudaSuccess) return describe((what), e_);  \
-  } while (0)
 #define TS_BLAS(call, what)                                       \
   do {                                                            \
     const cublasStatus_t s_ = (call);                             \
     if (s_ != CUBLAS_STATUS_SUCCESS) return describe((what), s_); \
   } while (0)
 
-struct DeviceBuffer {
-  void* p = nullptr;
-  ~DeviceBuffer() {
-    if (p != nullptr) (void)cudaFree(p);
-  }
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(p);
-  }
-};
-struct Event {
-  cudaEvent_t e = nullptr;
-  ~Event() {
-    if (e != nullptr) (void)cudaEventDestroy(e);
-  }
-};
-struct CurrentDevice {
-  int previous = -1;
-  ~CurrentDevice() {
-    if (previous >= 0) (void)cudaSetDevice(previous);
-  }
-};
 struct BlasHandle {
   cublasHandle_t h = nullptr;
   ~BlasHandle() {
