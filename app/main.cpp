@@ -75,6 +75,9 @@ int main(int argc, char** argv) {
   calibrate->add_option("--device", device, "auto | cpu | cuda[:N]: the device to measure (auto: a GPU if one is found, else the CPU)")
       ->excludes(import_opt);
   calibrate->add_flag("--quick", quick, "fewer shapes and repeats");
+  std::string calib_scenario;
+  calibrate->add_option("--scenario", calib_scenario,
+                        "CPU: measure GEMM shapes and sequence lengths around this scenario's model");
   calibrate->add_option("--out", out_file, "profile JSON to write")->required();
 
   std::string replay_scenario, replay_device = "cpu", replay_profile;
@@ -181,6 +184,17 @@ int main(int argc, char** argv) {
       }
       trainsim::calibrate::CpuCalibrationOptions opt;
       opt.quick = quick;
+      if (!calib_scenario.empty()) {
+        const auto sc = trainsim::app::load_scenario(calib_scenario);
+        trainsim::model::OpContext ctx;
+        ctx.micro_batch_size = sc.plan.micro_batch_size;
+        ctx.seq_len = sc.training.seq_len;
+        ctx.gemm_precision = sc.gemm_precision;
+        ctx.recompute = sc.plan.recompute;
+        const auto grid = trainsim::calibrate::grid_for_model(sc.arch, ctx);
+        opt.gemm_shapes = grid.gemm_shapes;
+        opt.attention_seqs = grid.attention_seqs;
+      }
       opt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
       const auto profile = trainsim::calibrate::calibrate_cpu(opt);
       trainsim::hw::parse_profile(profile, out_file);  // what we write must load

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -65,6 +66,27 @@ double system_memory_gib() {
 
 }  // namespace
 
+CalibrationGrid grid_for_model(const model::Architecture& arch, const model::OpContext& ctx) {
+  std::set<std::array<int, 3>> own, grid;
+  for (model::LayerKind k : {model::LayerKind::Dense, model::LayerKind::Moe}) {
+    if (k == model::LayerKind::Dense && arch.dense_layer_count() == 0) continue;
+    if (k == model::LayerKind::Moe && arch.moe_layer_count() == 0) continue;
+    for (const auto& op : model::layer_ops(arch, k, ctx))
+      if (op.kind == model::OpKind::Gemm || op.kind == model::OpKind::GroupedGemm)
+        own.insert({static_cast<int>(op.gemm.m), static_cast<int>(op.gemm.n), static_cast<int>(op.gemm.k)});
+  }
+  auto scaled = [](int v, double f) { return std::max(16, static_cast<int>(std::lround(v * f / 16.0)) * 16); };
+  for (const auto& [m, n, k] : own)
+    for (const std::array<int, 3>& c : {std::array<int, 3>{scaled(m, 0.75), scaled(n, 1.25), scaled(k, 0.75)},
+                                        std::array<int, 3>{scaled(m, 1.25), scaled(n, 0.75), scaled(k, 1.25)}})
+      if (!own.count(c)) grid.insert(c);
+  CalibrationGrid g;
+  g.gemm_shapes.assign(grid.begin(), grid.end());
+  const int s = static_cast<int>(ctx.seq_len);
+  g.attention_seqs = {std::max(16, s * 3 / 4), s * 5 / 4};
+  return g;
+}
+
 nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
   auto say = [&](const std::string& s) {
     if (opt.progress) opt.progress(s);
@@ -73,14 +95,16 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
   std::mt19937 rng(12345);  // fixed seed: the inputs do not affect timing, but keep runs reproducible
 
   // ---- GEMM grid (single thread, 64 x 64 tiles) ----
-  const detail::Tiling tiling{kernels::kCpuGemmTile, kernels::kCpuGemmTile, kernels::kCpuGemmTile};
-  std::vector<std::array<int, 3>> shapes;
+  // The CPU kernel computes only the real part of an edge tile.
+  const detail::Tiling tiling{kernels::kCpuGemmTile, kernels::kCpuGemmTile, kernels::kCpuGemmTile, true};
+  std::vector<std::array<int, 3>> shapes = opt.gemm_shapes;
   const std::vector<int> ms = opt.quick ? std::vector<int>{64, 256} : std::vector<int>{64, 192, 448};
   const std::vector<int> ns = opt.quick ? std::vector<int>{128, 512} : std::vector<int>{128, 320, 576};
   const std::vector<int> ks = opt.quick ? std::vector<int>{128, 768} : std::vector<int>{64, 256, 768};
-  for (int m : ms)
-    for (int n : ns)
-      for (int k : ks) shapes.push_back({m, n, k});
+  if (shapes.empty())
+    for (int m : ms)
+      for (int n : ns)
+        for (int k : ks) shapes.push_back({m, n, k});
   say(fmt::format("GEMM: {} shapes x {} repeats", shapes.size(), repeats));
   std::vector<Eigen::Vector3d> gx;
   std::vector<double> gt;
@@ -109,7 +133,9 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
   const double gemm_rate = 2.0 * tiling.tile_m * tiling.tile_n / cg(2);
 
   // ---- Attention (causal, MLA-like head dims scaled down) ----
-  const std::vector<int> seqs = opt.quick ? std::vector<int>{128, 320} : std::vector<int>{128, 256, 448};
+  const std::vector<int> seqs = !opt.attention_seqs.empty() ? opt.attention_seqs
+                                : opt.quick                   ? std::vector<int>{128, 320}
+                                                              : std::vector<int>{128, 256, 448};
   say(fmt::format("attention: {} sequence lengths x {} repeats, forward and backward", seqs.size(), repeats));
   std::vector<Eigen::Vector2d> fx, bx;
   std::vector<double> ft, bt;
@@ -221,6 +247,7 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
                           {"tile_m", tiling.tile_m},
                           {"small_tile_m", tiling.small_tile_m},
                           {"tile_n", tiling.tile_n},
+                          {"partial_tiles", true},
                           {"fit",
                            {{"points", gt.size()},
                             {"mean_abs_rel_error", g_sum / static_cast<double>(gt.size())},

@@ -15,6 +15,7 @@ struct Tiling {
   int tile_m = 128;        // output tile height
   int small_tile_m = 64;   // height used when M <= small_tile_m
   int tile_n = 128;        // output tile width
+  bool partial_tiles = false;  // edge tiles cost only their real work (CPU)
 };
 
 // Regressors of the wave model t = t0 + waves * (alpha + beta * K * tm / tile_m)
@@ -23,6 +24,10 @@ inline Eigen::Vector3d wave_features(long long m, long long n, long long k, long
                                      const Tiling& t) {
   const long long tm = m <= t.small_tile_m ? t.small_tile_m : t.tile_m;
   const long long waves = ceil_div(groups * ceil_div(m, tm) * ceil_div(n, t.tile_n), sms);
+  if (t.partial_tiles)
+    return Eigen::Vector3d(1.0, static_cast<double>(waves),
+                           static_cast<double>(groups) * static_cast<double>(m) * static_cast<double>(n) /
+                               (static_cast<double>(t.tile_m) * t.tile_n * sms) * static_cast<double>(k));
   return Eigen::Vector3d(1.0, static_cast<double>(waves),
                          static_cast<double>(waves) * static_cast<double>(k) * static_cast<double>(tm) / t.tile_m);
 }

@@ -42,9 +42,15 @@ Time KernelTimer::gemm(std::int64_t m, std::int64_t n, std::int64_t k, std::int6
   const std::int64_t tile_m = m <= f.small_tile_m ? f.small_tile_m : f.tile_m;
   const std::int64_t tiles = groups * ceil_div(m, tile_m) * ceil_div(n, f.tile_n);
   const std::int64_t waves = ceil_div(tiles, sms_);
-  const double compute = f.t0_s + static_cast<double>(waves) *
-                                      (f.alpha_s + beta * static_cast<double>(k) *
-                                                       static_cast<double>(tile_m) / f.tile_m);
+  // K-proportional work in units of "one full tile for one element of K":
+  // per wave on GPUs (edge tiles padded); the real work spread over the SMs
+  // when edge tiles cost only what they compute.
+  const double k_work =
+      f.partial_tiles
+          ? static_cast<double>(groups) * static_cast<double>(m) * static_cast<double>(n) /
+                (static_cast<double>(f.tile_m) * f.tile_n * sms_) * static_cast<double>(k)
+          : static_cast<double>(waves) * static_cast<double>(k) * static_cast<double>(tile_m) / f.tile_m;
+  const double compute = f.t0_s + static_cast<double>(waves) * f.alpha_s + beta * k_work;
   // HBM roofline: read A (m x k) and B (k x n) per group in the input format,
   // write C (m x n) in BF16.
   const double in_b = bytes_per_element(precision);
@@ -136,6 +142,7 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
     f.tile_m = static_cast<int>(g.integer("tile_m", 1, 4096));
     f.small_tile_m = static_cast<int>(g.integer("small_tile_m", 1, 4096));
     f.tile_n = static_cast<int>(g.integer("tile_n", 1, 4096));
+    f.partial_tiles = g.boolean_or("partial_tiles", false);
     auto fit = g.object("fit");
     f.points_fitted = static_cast<int>(fit.integer("points", 0, 1000000));
     f.mean_abs_rel_error = fit.number("mean_abs_rel_error", 0, 100);

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 
 #include "trainsim/calibrate/cpu.hpp"
@@ -10,6 +11,7 @@
 #include "trainsim/common/json_reader.hpp"
 #include "trainsim/hardware/calibration.hpp"
 #include "trainsim/hardware/gpu.hpp"
+#include "trainsim/model/accounting.hpp"
 #include "trainsim/model/architecture.hpp"
 
 using namespace trainsim;
@@ -103,5 +105,28 @@ TEST_CASE("CLI: calibrate --device cuda without a GPU fails with exit code 2 and
   std::ifstream err(dir / "err.txt");
   const std::string msg((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
   CHECK(msg.find("--device") != std::string::npos);
+}
+}
+
+TEST_SUITE("unit") {
+TEST_CASE("a model's calibration grid surrounds its GEMM shapes without containing them") {
+  const model::Architecture arch = mini_moe();
+  model::OpContext ctx;
+  ctx.seq_len = 512;
+  ctx.recompute = model::Recompute::Selective;
+  const auto grid = calibrate::grid_for_model(arch, ctx);
+  std::set<std::array<int, 3>> own;
+  for (auto k : {model::LayerKind::Dense, model::LayerKind::Moe})
+    for (const auto& op : model::layer_ops(arch, k, ctx))
+      if (op.kind == model::OpKind::Gemm || op.kind == model::OpKind::GroupedGemm)
+        own.insert({static_cast<int>(op.gemm.m), static_cast<int>(op.gemm.n), static_cast<int>(op.gemm.k)});
+  REQUIRE(!grid.gemm_shapes.empty());
+  CHECK(grid.gemm_shapes.size() <= 2 * own.size());
+  for (const auto& s : grid.gemm_shapes) {
+    CHECK_FALSE(own.count(s));
+    CHECK(s[0] % 16 == 0);
+  }
+  // Attention at 3/4 and 5/4 of the sequence: 384 and 640 around 512.
+  CHECK(grid.attention_seqs == std::vector<int>{384, 640});
 }
 }

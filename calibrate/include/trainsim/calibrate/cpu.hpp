@@ -13,8 +13,13 @@
 // formats at the FP32 rate, "HBM" = the fitted memory bandwidth), the raw
 // points and every fit with its residuals. The replay (`trainsim replay`)
 // then checks the fit on shapes that are not on the grid.
+#include <array>
 #include <functional>
 #include <string>
+#include <vector>
+
+#include "trainsim/model/accounting.hpp"
+#include "trainsim/model/architecture.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -24,7 +29,23 @@ struct CpuCalibrationOptions {
   bool quick = false;  // fewer shapes and repeats
   // Progress messages (one line per phase); may be empty.
   std::function<void(const std::string&)> progress;
+  // When not empty, the GEMM grid {m, n, k} and the attention sequence
+  // lengths to measure instead of the default grid (see grid_for_model).
+  std::vector<std::array<int, 3>> gemm_shapes;
+  std::vector<int> attention_seqs;
 };
+
+// A calibration grid around the GEMM shapes and sequence length of a model's
+// layers (one micro-batch; `trainsim calibrate --device cpu --scenario S`):
+// for every distinct GEMM shape of the dense and MoE layers, two neighbours
+// with M, N and K moved by -25%/+25% (multiples of 16, never a shape of the
+// model itself), and attention at 3/4 and 5/4 of the sequence length. The
+// model's own shapes are then interpolated, never looked up, by the replay.
+struct CalibrationGrid {
+  std::vector<std::array<int, 3>> gemm_shapes;
+  std::vector<int> attention_seqs;
+};
+CalibrationGrid grid_for_model(const model::Architecture& arch, const model::OpContext& ctx);
 
 // Runs the microbenchmarks and returns the profile JSON (hw::parse_profile).
 nlohmann::json calibrate_cpu(const CpuCalibrationOptions& options);

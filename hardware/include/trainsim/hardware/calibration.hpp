@@ -13,6 +13,8 @@
 //      t = t0 + waves * (alpha + beta * K * tile_m / 128),
 //      waves = ceil(groups * ceil(M / tile_m) * ceil(N / 128) / SMs),
 //    bounded below by the HBM roofline t0 + bytes / (hbm_efficiency * HBM).
+//    (For the CPU kernel, whose edge tiles do only their real work, the
+//    K-proportional part is beta * K * M * N / (tile_m * tile_n) per group.)
 //    The form reproduces wave quantisation (e.g. N=2112 leaves 4.1 waves -> 5)
 //    and the poor efficiency of small K (epilogue-dominated), and it moves
 //    correctly when SMs are reserved for communication (fewer SMs, more
@@ -60,6 +62,11 @@ struct GemmFit {
   int tile_n = 128;
   int small_tile_m = 64;  // tile height used when M <= small_tile_m
   int tile_m = 128;
+  // false (GPUs): an edge tile costs a whole tile (the hardware computes the
+  // padded tile) and tiles run in waves over the SMs. true (the CPU kernel):
+  // the K-proportional work of a tile scales with how full it is, and
+  // beta is per element of K of a full tile_m x tile_n tile.
+  bool partial_tiles = false;
   double mean_abs_rel_error = 0;  // over the fitted points
   double max_abs_rel_error = 0;
   int points_fitted = 0;
