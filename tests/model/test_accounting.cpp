@@ -142,6 +142,10 @@ TEST_CASE("dense presets: parameter counts") {
   // Llama-3-70B: 70.6B (meta-llama/Meta-Llama-3-70B model card "70B";
   // safetensors total 70,553,706,496); tolerance 1%.
   CHECK(model_params(architecture_preset("llama3-70b"), false).total == doctest::Approx(70.6e9).epsilon(0.01));
+  // Llama-3.1-405B: 405B (arXiv 2407.21783 Table 3, "405B"; 126 layers of
+  // attention 2 h^2 + 2 h (8 x 128) per layer, MLP 3 h f, plus 2 V h for the
+  // untied embeddings = 405.85B); tolerance 1%.
+  CHECK(model_params(architecture_preset("llama3-405b"), false).total == doctest::Approx(405.9e9).epsilon(0.01));
   // Llama-3-8B: 8.03B (safetensors 8,030,261,248); tolerance 1%.
   CHECK(model_params(architecture_preset("llama3-8b"), false).total == doctest::Approx(8.03e9).epsilon(0.01));
   // GPT-3 175B: 174.6B (arXiv 2005.14165 Table 2.1 "175.0B"; 12 h^2 L + V h
