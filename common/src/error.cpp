@@ -7,8 +7,10 @@ namespace trainsim {
 namespace {
 std::string compose(const std::string& file, const std::string& path, const std::string& value,
                     const std::string& expected) {
-  return fmt::format("{}: at {}: got {}; expected {}", file.empty() ? "<input>" : file,
-                     path.empty() ? "/" : path, value, expected);
+  // A whole-document problem (unreadable file, malformed JSON, a command-line
+  // option) has no JSON path to name.
+  if (path.empty()) return fmt::format("{}: got {}; expected {}", file.empty() ? "<input>" : file, value, expected);
+  return fmt::format("{}: at {}: got {}; expected {}", file.empty() ? "<input>" : file, path, value, expected);
 }
 }  // namespace
 
