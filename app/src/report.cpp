@@ -171,6 +171,7 @@ nlohmann::json make_report(const Simulation& sim) {
   nlohmann::json as = nlohmann::json::array();
   as.push_back("One pipeline is simulated; all data-parallel replicas are identical (balanced expert routing, no stragglers).");
   as.push_back("Expert routing is perfectly balanced: each GPU receives tokens x experts_per_token rows per micro-batch; each token reaches min(max_groups_per_token, EP nodes) nodes.");
+  as.push_back("MoE dispatch/combine follow DeepEP's scheme (one InfiniBand copy per target node, to the same-index GPU, then NVLink forwarding inside the node; FP8 dispatch, BF16 combine); their time is DeepEP's measured bandwidth for that scheme at the EP degree, scaled by this cluster's NIC (or NVLink) bandwidth and the SMs given to communication.");
   as.push_back("Within a chunk, operations run as a chain; overlap of communication with computation comes only from pairing a forward and a backward chunk (DualPipe F&B).");
   as.push_back("Data-parallel gradient reduce-scatter (FP32) and parameter all-gather (BF16) run after the pipeline drains, not overlapped; ring algorithm on the fabric.");
   as.push_back("Pipeline transfers are timed on an idle fabric (no contention with the all-to-all).");
