@@ -14,7 +14,11 @@
 // interleaved 1F1B and DualPipeV which of the rank's chunks, in stage order
 // (stage / ranks: a = the first, b = the second, ...; for DualPipeV a = the
 // down leg, b = the up leg); "a" for GPipe, 1F1B and ZB-H1.
+#include <doctest/doctest.h>
+
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -56,6 +60,30 @@ inline std::string sequence(const Schedule& s, int rank) {
 
 // Costs for the bubble tests. F: forward; Bin: input-only backward; W: weight
 // backward; BW = Bin + W (the "B" of the papers); FB: overlapped pair.
+
+// Compares every line "<size> <micro-batches> <rank>: <ops>" of a recorded
+// reference order (tests/schedule/*_reference_order.txt) with the generator's
+// op sequence for that rank; returns the number of lines compared.
+inline int compare_with_reference(ScheduleKind kind, const std::string& file) {
+  std::ifstream in(file);
+  REQUIRE(in.good());
+  std::string line;
+  int compared = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto colon = line.find(':');
+    REQUIRE(colon != std::string::npos);
+    std::istringstream head(line.substr(0, colon));
+    int size = 0, m = 0, rank = 0;
+    head >> size >> m >> rank;
+    CAPTURE(line);
+    const Schedule s = make_schedule(kind, size, m);
+    CHECK(sequence(s, rank) == line.substr(colon + 2));
+    ++compared;
+  }
+  return compared;
+}
+
 struct Durations {
   Time f, b_in, w, fb;
   Time bw() const { return b_in + w; }

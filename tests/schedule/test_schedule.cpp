@@ -115,23 +115,7 @@ TEST_CASE("DualPipe: golden op order of PP=4, 8 micro-batches matches the refere
 }
 
 TEST_CASE("DualPipe: op order of every rank equals the reference code's, many sizes") {
-  std::ifstream in(TRAINSIM_SOURCE_DIR "/tests/schedule/dualpipe_reference_order.txt");
-  REQUIRE(in.good());
-  std::string line;
-  int compared = 0;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto colon = line.find(':');
-    REQUIRE(colon != std::string::npos);
-    std::istringstream head(line.substr(0, colon));
-    int pp = 0, m = 0, rank = 0;
-    head >> pp >> m >> rank;
-    CAPTURE(line);
-    const Schedule s = make_schedule(ScheduleKind::DualPipe, pp, m);
-    CHECK(sequence(s, rank) == line.substr(colon + 2));
-    ++compared;
-  }
-  CHECK(compared == 92);
+  CHECK(compare_with_reference(ScheduleKind::DualPipe, TRAINSIM_SOURCE_DIR "/tests/schedule/dualpipe_reference_order.txt") == 92);
 }
 
 TEST_CASE("DualPipe: phase lengths are the reference formulas of rank and size") {

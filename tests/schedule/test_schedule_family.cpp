@@ -146,23 +146,7 @@ TEST_CASE("ZB-H1: 1F1B with each rank's first r W passes deferred to the end") {
 TEST_CASE("DualPipeV: op order of every device equals the reference code's, many sizes") {
   // dualpipev_reference_order.txt was recorded from deepseek-ai/DualPipe
   // dualpipe/dualpipev.py @ 3da1bbe by dualpipev_reference_trace.py.
-  std::ifstream in(TRAINSIM_SOURCE_DIR "/tests/schedule/dualpipev_reference_order.txt");
-  REQUIRE(in.good());
-  std::string line;
-  int compared = 0;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const auto colon = line.find(':');
-    REQUIRE(colon != std::string::npos);
-    std::istringstream head(line.substr(0, colon));
-    int n = 0, m = 0, rank = 0;
-    head >> n >> m >> rank;
-    CAPTURE(line);
-    const Schedule s = make_schedule(ScheduleKind::DualPipeV, n, m);
-    CHECK(sequence(s, rank) == line.substr(colon + 2));
-    ++compared;
-  }
-  CHECK(compared == 118);
+  CHECK(compare_with_reference(ScheduleKind::DualPipeV, TRAINSIM_SOURCE_DIR "/tests/schedule/dualpipev_reference_order.txt") == 118);
 }
 
 TEST_CASE("DualPipeV: phase lengths are the reference formulas; it is DualPipe cut in half") {

@@ -22,6 +22,7 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
+#include "cublas_util.cuh"
 #include "cuda_host_util.cuh"
 
 #include <algorithm>
@@ -41,16 +42,6 @@ using cuda_util::describe;
 using cuda_util::Event;
 
 
-std::string describe(const char* what, cublasStatus_t s) {
-  return std::string(what) + " failed: cuBLAS status " + std::to_string(static_cast<int>(s)) + " (" +
-         cublasLtGetStatusName(s) + ")";
-}
-
-#define TS_BLAS(call, what)                                       \
-  do {                                                            \
-    const cublasStatus_t s_ = (call);                             \
-    if (s_ != CUBLAS_STATUS_SUCCESS) return describe((what), s_); \
-  } while (0)
 
 struct LtHandle {
   cublasLtHandle_t h = nullptr;

@@ -12,6 +12,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include "cublas_util.cuh"
 #include "cuda_host_util.cuh"
 
 #include <algorithm>
@@ -33,16 +34,6 @@ using cuda_util::Event;
 
 using bf16 = __nv_bfloat16;
 
-std::string describe(const char* what, cublasStatus_t s) {
-  return std::string(what) + " failed: cuBLAS status " + std::to_string(static_cast<int>(s)) + " (" +
-         cublasGetStatusName(s) + ")";
-}
-
-#define TS_BLAS(call, what)                                       \
-  do {                                                            \
-    const cublasStatus_t s_ = (call);                             \
-    if (s_ != CUBLAS_STATUS_SUCCESS) return describe((what), s_); \
-  } while (0)
 
 struct BlasHandle {
   cublasHandle_t h = nullptr;
