@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "trainsim/app/collective_study.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
@@ -122,6 +123,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   schedule->add_flag("--json", study_json_out, "print the study as JSON instead of the text summary");
   schedule->add_option("--svg", svg_file, "draw the schedule into this SVG file");
+
+  std::string coll_scenario, coll_op, coll_bytes;
+  trainsim::app::CollectiveParams coll;
+  double coll_tokens = 0;
+  bool coll_json = false;
+  auto* collective = app.add_subcommand(
+      "collective", "time one collective on the first N GPUs of a scenario's cluster, nccl-tests style");
+  collective->add_option("scenario", coll_scenario, "scenario JSON file")->required();
+  collective->add_option("--op", coll_op, trainsim::app::collective_op_names())->required();
+  collective->add_option("--group", coll.group, "N: the group is GPUs 0..N-1 (a divisor of the cluster's GPUs)")
+      ->required();
+  collective->add_option("--bytes", coll_bytes, "LOW:HIGH sizes, doubling (K, M, G = 1024^1..3), e.g. 1K:8G");
+  auto* tokens_opt = collective->add_option("--tokens", coll_tokens,
+                                            "moe ops: tokens per GPU (default: micro-batch x sequence / tp)");
+  collective->add_flag("--json", coll_json, "print the rows as JSON");
 
   try {
     app.parse(argc, argv);
@@ -274,6 +290,18 @@ int main(int argc, char** argv) {
                                    100 * c["promotion_every_128"]["max_elementwise_relative_error"].get<double>(),
                                    c["improvement"].get<double>(), c["name"].get<std::string>());
       }
+    } else if (*collective) {
+      const auto op = trainsim::app::parse_collective_op(coll_op);
+      if (!op)
+        throw trainsim::InputError("--op", "", "\"" + coll_op + "\"",
+                                   "one of " + trainsim::app::collective_op_names());
+      coll.op = *op;
+      if (!coll_bytes.empty()) coll.sizes = trainsim::app::parse_size_range(coll_bytes);
+      if (tokens_opt->count() > 0) coll.tokens = coll_tokens;
+      const auto scenario = trainsim::app::load_scenario(coll_scenario);
+      const auto study = trainsim::app::run_collective_study(scenario, coll);
+      std::cout << (coll_json ? trainsim::app::collective_json(study).dump(1) + "\n"
+                              : trainsim::app::collective_text(study));
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;
