@@ -56,9 +56,7 @@ std::vector<double> doubling(const SizeRange& r) {
 
 // Achievable link rates, no SM limit (NCCL's own SMs are not modelled).
 model::NetworkEfficiency nccl_efficiency() {
-  model::NetworkEfficiency eff;
-  eff.comm_sms = eff.saturating_comm_sms;
-  return eff;
+  return model::load_network_efficiency();
 }
 
 // Plays the schedule on a FlowNetwork holding only the links its transfers
@@ -147,7 +145,7 @@ std::vector<CollectiveRow> moe_rows(const Scenario& sc, const CollectiveParams& 
     tokens.push_back(cp.tokens ? *cp.tokens
                                : static_cast<double>(sc.plan.micro_batch_size * sc.training.seq_len / sc.plan.tp));
   }
-  model::NetworkEfficiency eff;
+  model::NetworkEfficiency eff = model::load_network_efficiency();
   if (sc.plan.comm_sms > 0) eff.comm_sms = sc.plan.comm_sms;
   std::vector<CollectiveRow> rows;
   for (double t : tokens) {

@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include "trainsim/common/embedded_data.hpp"
+#include "trainsim/common/json_reader.hpp"
 #include "trainsim/sim/engine.hpp"
 #include "trainsim/sim/flow_network.hpp"
 
@@ -393,6 +395,22 @@ double NetworkEfficiency::sm_factor() const {
   return std::min(1.0, static_cast<double>(comm_sms) / saturating_comm_sms);
 }
 
+NetworkEfficiency load_network_efficiency() {
+  const std::string origin = "data/network/efficiency.json";
+  const auto text = embedded_file("network/efficiency.json");
+  if (!text) throw std::logic_error(origin + " is not embedded");
+  const Json j = parse_json_text(std::string(*text), origin);
+  JsonObject o(j, origin, "");
+  NetworkEfficiency e;
+  e.nvlink = o.number("nvlink_achievable_fraction", 1e-3, 1.0);
+  e.ib = o.number("ib_achievable_fraction", 1e-3, 1.0);
+  e.saturating_comm_sms = static_cast<int>(o.integer("saturating_comm_sms", 1, 4096));
+  e.comm_sms = e.saturating_comm_sms;
+  o.object("sources");  // text for people; only required to be an object
+  o.finish();
+  return e;
+}
+
 std::vector<double> effective_capacities_Bps(const hw::Topology& topo, const NetworkEfficiency& eff) {
   if (!(eff.nvlink > 0 && eff.nvlink <= 1) || !(eff.ib > 0 && eff.ib <= 1))
     throw std::invalid_argument("NetworkEfficiency: efficiencies must be in (0, 1]");
@@ -422,15 +440,26 @@ Time bottleneck_time(const hw::Topology& topo, const std::vector<double>& bytes_
 }
 
 MoeRunResult run_moe_traffic(const hw::Topology& topo, const MoeTraffic& traffic, const NetworkEfficiency& eff) {
+  // Only the links some transfer crosses enter the network (an idle link
+  // changes no max-min rate), renumbered in topology order: the solver then
+  // scales with the group, not with the whole cluster.
+  std::vector<sim::Route> routes;
+  std::map<sim::LinkIndex, sim::LinkIndex> local;
+  for (const MoeTransfer& x : traffic.transfers) {
+    routes.push_back(topo.route(x.src_gpu, x.dst_gpu));
+    for (sim::LinkIndex l : routes.back()) local.emplace(l, 0);
+  }
   sim::Engine engine;
   sim::FlowNetwork net(engine);
   const std::vector<double> cap = effective_capacities_Bps(topo, eff);
-  for (std::size_t l = 0; l < cap.size(); ++l)
-    net.add_link({.name = topo.links()[l].name, .capacity = BytesPerSecond(cap[l]), .latency = topo.links()[l].latency});
+  for (auto& [l, idx] : local) {
+    const sim::Link& link = topo.links()[z(l)];
+    idx = net.add_link({.name = link.name, .capacity = BytesPerSecond(cap[z(l)]), .latency = link.latency});
+  }
   std::vector<Time> end(traffic.transfers.size());
   for (std::size_t i = 0; i < traffic.transfers.size(); ++i) {
-    const MoeTransfer& x = traffic.transfers[i];
-    net.start_flow(topo.route(x.src_gpu, x.dst_gpu), ByteCount(x.bytes), [&end, &engine, i] { end[i] = engine.now(); });
+    for (sim::LinkIndex& l : routes[i]) l = local.at(l);
+    net.start_flow(std::move(routes[i]), ByteCount(traffic.transfers[i].bytes), [&end, &engine, i] { end[i] = engine.now(); });
   }
   engine.run();
   apply_causality(traffic, end);

@@ -221,6 +221,15 @@ TEST_SUITE("unit") {
     CHECK(r.received_rows[15] > hot_rows * 0.45);
   }
 
+  TEST_CASE("moe traffic: the efficiency data file matches the documented defaults") {
+    const NetworkEfficiency loaded = load_network_efficiency(), defaults;
+    CHECK(loaded.nvlink == defaults.nvlink);
+    CHECK(loaded.ib == defaults.ib);
+    CHECK(loaded.saturating_comm_sms == defaults.saturating_comm_sms);
+    CHECK(loaded.comm_sms == loaded.saturating_comm_sms);
+    CHECK(loaded.sm_factor() == 1.0);
+  }
+
   TEST_CASE("moe traffic: bad parameters are rejected") {
     const hw::Topology topo = hw::Topology::build(mpft(1, 8));
     MoeTrafficParams p = v3(8);
@@ -263,7 +272,7 @@ TEST_SUITE("validation") {
     const MoeTrafficParams p = v3(pub.ep);
     const RoutingCounts counts = routing_counts(topo, p);
     for (MoePhase phase : {MoePhase::Dispatch, MoePhase::Combine}) {
-      const MoeRunResult r = run_moe_traffic(topo, moe_traffic(topo, p, counts, phase), NetworkEfficiency{});
+      const MoeRunResult r = run_moe_traffic(topo, moe_traffic(topo, p, counts, phase), load_network_efficiency());
       const double pred = r.deepep_bandwidth_Bps / 1e9;
       const double want = phase == MoePhase::Dispatch ? pub.dispatch_GBps : pub.combine_GBps;
       MESSAGE(fmt::format("EP{} {}: predicted {:.1f} GB/s, published {:.0f} GB/s, error {:+.1f}%", pub.ep,

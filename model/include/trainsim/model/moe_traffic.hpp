@@ -164,15 +164,21 @@ MoeTraffic moe_traffic(const hw::Topology& topo, const MoeTrafficParams& p, cons
                        MoePhase phase);
 
 // Achievable fraction of nominal link capacity, and the SM bound on a GPU's
-// injection rate. Defaults and their sources in moe_traffic.cpp.
+// injection rate. The defaults equal data/network/efficiency.json, which
+// holds the sources; load_network_efficiency() reads that file.
 struct NetworkEfficiency {
-  double nvlink = 0.8;  // 160 of 200 GB/s: V3 report sec. 3.2.2, ISCA sec. 4.3
-  double ib = 0.8;      // 40 of 50 GB/s: ISCA (arXiv 2505.09343) sec. 4.3
-  int comm_sms = 20;            // SMs given to the communication kernels
-  int saturating_comm_sms = 20;  // V3 sec. 3.2.2: 20 SMs saturate IB + NVLink
+  double nvlink = 0.8;  // 160 of 200 GB/s: V3 report sec. 3.2.2, ISCA'25 sec. 4.3
+  double ib = 0.8;      // 40 of 50 GB/s: ISCA'25 (arXiv 2505.09343) sec. 4.3
+  int comm_sms = 20;             // SMs given to the communication kernels
+  int saturating_comm_sms = 20;  // V3 report sec. 3.2.2: 20 SMs saturate IB + NVLink
   // Factor on a GPU's egress links: min(1, comm_sms / saturating_comm_sms).
+  // DeepEP pairs SMs into channels that each push at a bounded rate, so below
+  // the saturating count the rate a GPU can inject scales with its SMs.
   double sm_factor() const;
 };
+
+// The embedded data/network/efficiency.json (comm_sms = its saturating count).
+NetworkEfficiency load_network_efficiency();
 
 // Capacities (bytes/s) of topo's links after efficiency: NVLink links (an end
 // is an NVSwitch) x nvlink, others x ib, and links leaving a GPU x sm_factor.
