@@ -149,7 +149,7 @@ struct LeafSpine {
 constexpr double kPairBytes = 1e6;
 
 // `reps` all-to-alls, one after the other; each is 64 x 63 plain flows.
-std::uint64_t flows_a2a(int reps) {
+std::uint64_t flows_a2a(int reps, FlowNetworkStats* stats) {
   Engine e;
   FlowNetwork net(e);
   const LeafSpine fabric(net);
@@ -169,7 +169,47 @@ std::uint64_t flows_a2a(int reps) {
   };
   start_round();
   e.run();
+  *stats = net.stats();
   return started;
+}
+
+// The same traffic as flows_a2a, one bundled flow per source GPU: it moves
+// 63 x kPairBytes, putting on each link the fraction of those bytes its 63
+// transfers put there; its share is 63 (it stands for 63 flows).
+std::uint64_t flows_a2a_bundled(int reps, FlowNetworkStats* stats) {
+  Engine e;
+  FlowNetwork net(e);
+  const LeafSpine fabric(net);
+  constexpr int n = LeafSpine::kGpus;
+  std::vector<WeightedRoute> bundles(n);
+  for (int a = 0; a < n; ++a) {
+    std::map<LinkIndex, double> w;
+    for (int b = 0; b < n; ++b)
+      if (a != b)
+        for (LinkIndex l : fabric.route(a, b)) w[l] += 1.0 / (n - 1);
+    for (const auto& [l, x] : w) bundles[a].push_back(WeightedHop{l, x});
+  }
+  std::uint64_t started = 0;
+  int left = 0, round = 0;
+  std::function<void()> start_round = [&] {
+    if (round++ == reps) return;
+    for (int a = 0; a < n; ++a) {
+      ++left;
+      ++started;
+      net.start_flow(bundles[a], bytes(kPairBytes * (n - 1)), double(n - 1), [&] {
+        if (--left == 0) start_round();
+      });
+    }
+  };
+  start_round();
+  e.run();
+  *stats = net.stats();
+  return started;
+}
+
+void print_stats(const char* name, const FlowNetworkStats& s) {
+  fmt::print("  {:<16} events {}  flows {}  solves {}  components {}  solver runs {}  memo hits {}\n", name,
+             s.events, s.flows_started, s.solves, s.components_solved, s.solver_runs, s.cache_hits);
 }
 
 }  // namespace
@@ -179,6 +219,10 @@ int main(int argc, char** argv) {
   measure("engine/plain", repeats, [] { return engine_plain(2'000'000); });
   measure("engine/cancel", repeats, [] { return engine_cancel(1'000'000); });
   measure("flows/disjoint", repeats, [] { return flows_disjoint(200'000); });
-  measure("flows/a2a", repeats, [] { return flows_a2a(20); });
+  FlowNetworkStats plain, bundled;
+  measure("flows/a2a", repeats, [&] { return flows_a2a(1000, &plain); });
+  measure("flows/a2a-bundle", repeats, [&] { return flows_a2a_bundled(1000, &bundled); });
+  print_stats("flows/a2a", plain);
+  print_stats("flows/a2a-bundle", bundled);
   return 0;
 }
