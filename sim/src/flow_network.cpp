@@ -220,6 +220,10 @@ namespace {
 
 // Sorted by link, duplicates merged (their weights add up).
 WeightedRoute normalised(WeightedRoute r) {
+  const bool strictly_sorted = std::adjacent_find(r.begin(), r.end(), [](const WeightedHop& a, const WeightedHop& b) {
+                                 return a.link >= b.link;
+                               }) == r.end();
+  if (strictly_sorted) return r;  // the usual case for routes built by hand or by a topology
   std::sort(r.begin(), r.end(), [](const WeightedHop& a, const WeightedHop& b) { return a.link < b.link; });
   std::size_t out = 0;
   for (std::size_t k = 0; k < r.size(); ++k) {
@@ -295,14 +299,14 @@ Time FlowNetwork::flow_finish(std::uint64_t id) const { return transferring_flow
 std::uint64_t FlowNetwork::start_flow(Route route, ByteCount bytes, std::function<void()> on_done) {
   for (LinkIndex l : route) check_link(l, "start_flow");
   const Time latency = route_latency(links_, route);
-  return add_flow(unit_weights(route), bytes.value(), 1.0, latency, std::move(on_done), nullptr);
+  return add_flow(normalised(unit_weights(route)), bytes.value(), 1.0, latency, std::move(on_done), nullptr);
 }
 
 std::uint64_t FlowNetwork::start_flow(Route route, ByteCount bytes,
                                       std::function<void(const FlowRecord&)> on_done) {
   for (LinkIndex l : route) check_link(l, "start_flow");
   const Time latency = route_latency(links_, route);
-  return add_flow(unit_weights(route), bytes.value(), 1.0, latency, nullptr, std::move(on_done));
+  return add_flow(normalised(unit_weights(route)), bytes.value(), 1.0, latency, nullptr, std::move(on_done));
 }
 
 std::uint64_t FlowNetwork::start_flow(Route route, ByteCount bytes, std::nullptr_t) {
@@ -356,8 +360,7 @@ std::uint32_t FlowNetwork::new_slot() {
 }
 
 // Validates the size, stores the flow in a slot and schedules its
-// activation after `latency`. `route` is normalised (sorted, merged) unless
-// it came from a plain Route, whose hops are merged here.
+// activation after `latency`. `route` is normalised (sorted, merged).
 std::uint64_t FlowNetwork::add_flow(WeightedRoute route, double bytes, double share, Time latency,
                                     std::function<void()> on_done,
                                     std::function<void(const FlowRecord&)> on_record) {
@@ -368,8 +371,9 @@ std::uint64_t FlowNetwork::add_flow(WeightedRoute route, double bytes, double sh
   Flow& f = flows_[slot];
   f.id = id;
   f.state = State::Waiting;
-  f.route = normalised(std::move(route));
+  f.route = std::move(route);
   f.share = share;
+  f.sig = flow_signature(f.route, share);
   f.bytes = bytes;
   f.remaining = bytes;
   f.rate = 0.0;
@@ -426,10 +430,11 @@ void FlowNetwork::unlink_flow(std::uint32_t slot) {
     const std::uint32_t moved = on.back();
     on[f.pos[k]] = moved;
     on.pop_back();
-    if (moved != slot) {  // tell the moved flow where it now sits on l
+    if (moved != slot) {  // tell the moved flow where it now sits on l (routes are sorted)
       Flow& g = flows_[moved];
-      for (std::size_t j = 0; j < g.route.size(); ++j)
-        if (g.route[j].link == l) g.pos[j] = f.pos[k];
+      const auto it = std::lower_bound(g.route.begin(), g.route.end(), l,
+                                       [](const WeightedHop& h, LinkIndex x) { return h.link < x; });
+      g.pos[static_cast<std::size_t>(it - g.route.begin())] = f.pos[k];
     }
     dirty_links_.push_back(l);
   }
@@ -605,20 +610,17 @@ void FlowNetwork::gather_component(LinkIndex seed) {
   }
 }
 
-// Sorts comp_flows_ by (share, route, id) and comp_links_ by index: the
-// solver then sees a problem that depends only on the component's multiset of
-// (route, share), whatever the flow ids and discovery order.
+// Sorts comp_flows_ by (signature, id) and comp_links_ by index. Flows with
+// equal (route, share) are interchangeable, so the solver sees a problem that
+// depends only on the component's multiset of (route, share) whatever the
+// flow ids, unless two different (route, share) share a 64-bit signature
+// (then their order follows their ids and the memo simply misses).
 void FlowNetwork::canonical_order() {
   std::sort(comp_links_.begin(), comp_links_.end());
   std::sort(comp_flows_.begin(), comp_flows_.end(), [this](std::uint32_t a, std::uint32_t b) {
     const Flow& x = flows_[a];
     const Flow& y = flows_[b];
-    if (x.share != y.share) return x.share < y.share;
-    if (x.route.size() != y.route.size()) return x.route.size() < y.route.size();
-    for (std::size_t k = 0; k < x.route.size(); ++k) {
-      if (x.route[k].link != y.route[k].link) return x.route[k].link < y.route[k].link;
-      if (x.route[k].weight != y.route[k].weight) return x.route[k].weight < y.route[k].weight;
-    }
+    if (x.sig != y.sig) return x.sig < y.sig;
     return x.id < y.id;
   });
 }
@@ -659,22 +661,30 @@ void FlowNetwork::solve_component(Time now) {
   }
 }
 
-// FNV-1a over the canonical (share, hops) sequence of the component.
+namespace {
+void fnv_mix(std::uint64_t& h, std::uint64_t v) {
+  h ^= v;
+  h *= 1099511628211ull;
+}
+}  // namespace
+
+// FNV-1a over a flow's (share, hops): its place in the canonical order.
+std::uint64_t FlowNetwork::flow_signature(const WeightedRoute& route, double share) {
+  std::uint64_t h = 1469598103934665603ull;
+  fnv_mix(h, std::bit_cast<std::uint64_t>(share));
+  for (const WeightedHop& hop : route) {
+    fnv_mix(h, static_cast<std::uint64_t>(hop.link));
+    fnv_mix(h, std::bit_cast<std::uint64_t>(hop.weight));
+  }
+  return h;
+}
+
+// Memo key of the current component: FNV-1a over its flows' signatures in
+// canonical order (equality is checked on the whole problem at a hit).
 std::uint64_t FlowNetwork::component_key() const {
   std::uint64_t h = 1469598103934665603ull;
-  auto mix = [&h](std::uint64_t v) {
-    h ^= v;
-    h *= 1099511628211ull;
-  };
-  for (std::uint32_t slot : comp_flows_) {
-    const Flow& f = flows_[slot];
-    mix(std::bit_cast<std::uint64_t>(f.share));
-    mix(f.route.size());
-    for (const WeightedHop& hop : f.route) {
-      mix(static_cast<std::uint64_t>(hop.link));
-      mix(std::bit_cast<std::uint64_t>(hop.weight));
-    }
-  }
+  for (std::uint32_t slot : comp_flows_) fnv_mix(h, flows_[slot].sig);
+  fnv_mix(h, comp_flows_.size());
   return h;
 }
 

@@ -241,6 +241,7 @@ class FlowNetwork {
     WeightedRoute route;                  // sorted by link, duplicates merged
     std::vector<std::uint32_t> pos;       // pos[k]: index in link_flows_[route[k].link]
     double share = 1.0;
+    std::uint64_t sig = 0;                // hash of (route, share): canonical order
     double bytes = 0.0;                   // total size
     double remaining = 0.0;               // bytes still to move as of `updated`
     double rate = 0.0;                    // flow-bytes/s since `updated`
@@ -286,6 +287,7 @@ class FlowNetwork {
   void gather_component(LinkIndex seed);
   void solve_component(Time now);
   void canonical_order();
+  static std::uint64_t flow_signature(const WeightedRoute& route, double share);
   std::uint64_t component_key() const;
   const Memo* memo_find(std::uint64_t key) const;
   const Memo* memo_store(std::uint64_t key, Memo m);
