@@ -187,7 +187,9 @@ Time collective_time_idle(const std::vector<Link>& links, const CollectiveSchedu
         shared_index.push_back(t);
       }
     }
-    const std::vector<double> rates = solve(caps, shared_routes);
+    std::vector<WeightedRoute> weighted;
+    for (const Route& r : shared_routes) weighted.push_back(unit_weights(r));
+    const std::vector<double> rates = solve(caps, weighted, std::vector<double>(weighted.size(), 1.0)).rates;
 
     Time step_time = Time::zero();
     for (Time l : latency) step_time = max(step_time, l);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -26,7 +27,7 @@ struct SolverEntry {
   SharingSolver fn;
 };
 constexpr std::array<SolverEntry, 1> kSolvers{{
-    {"maxmin", &maxmin_rates},
+    {"maxmin", static_cast<SharingSolver>(&maxmin_rates)},
 }};
 
 std::string known_solver_list() {
@@ -41,84 +42,137 @@ std::string known_solver_list() {
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// Max-min fairness by progressive filling.
+// Weighted max-min fairness by progressive filling.
 //
-// All unfixed flows grow together by the largest increment `delta` that no
-// link can refuse (the smallest remaining-capacity / unfixed-crossings over
-// the links). Links whose fair share equals delta are now full; every unfixed
-// flow crossing one is fixed at the current level. Repeat until all flows are
-// fixed. Each round fixes at least one flow, so there are at most F rounds.
-std::vector<double> maxmin_rates(const std::vector<double>& capacities_Bps,
-                                 const std::vector<Route>& routes) {
-  const std::size_t n_links = capacities_Bps.size();
-  for (std::size_t l = 0; l < n_links; ++l) {
+// A common level grows; flow f's rate is share_f x level; link l consumes
+// load_l = sum over its unfixed flows of weight_fl x share_f per unit of
+// level. Each round grows the level by the largest increment no link can
+// refuse (the smallest remaining-capacity / load over the links); links whose
+// ratio equals it are now full, and every unfixed flow crossing one is fixed
+// (its bottleneck is the first such link in link order). Each round fixes at
+// least one flow, so there are at most F rounds. With weights and shares 1
+// the loads are exact small integers and this is the classic algorithm.
+namespace {
+
+void check_capacities(const std::vector<double>& capacities_Bps) {
+  for (std::size_t l = 0; l < capacities_Bps.size(); ++l) {
     const double c = capacities_Bps[l];
     if (!std::isfinite(c) || c < 0.0)
       throw std::invalid_argument(
           fmt::format("maxmin_rates: link {} has capacity {}; expected a finite value >= 0", l, c));
   }
+}
 
-  std::vector<double> rates(routes.size(), 0.0);
-  std::vector<char> fixed(routes.size(), 0);
-  std::vector<double> remaining = capacities_Bps;  // capacity not yet handed out
-  std::vector<int> users(n_links, 0);              // unfixed crossings per link
-  std::vector<std::vector<std::size_t>> flows_on(n_links);
+void check_flow(std::size_t f, const WeightedRoute& route, double share, std::size_t n_links) {
+  if (!std::isfinite(share) || share < 1.0)
+    throw std::invalid_argument(fmt::format("maxmin_rates: flow {} has share {}; expected a finite value >= 1", f, share));
+  for (const WeightedHop& h : route) {
+    if (h.link < 0 || static_cast<std::size_t>(h.link) >= n_links)
+      throw std::invalid_argument(fmt::format(
+          "maxmin_rates: flow {} crosses link {}; expected an index in [0, {})", f, h.link, n_links));
+    if (!std::isfinite(h.weight) || h.weight <= 0.0)
+      throw std::invalid_argument(fmt::format(
+          "maxmin_rates: flow {} has weight {} on link {}; expected a finite value > 0", f, h.weight, h.link));
+  }
+}
+
+// State of one progressive-filling run.
+struct Filling {
+  std::vector<double> remaining;  // capacity not yet handed out
+  std::vector<double> load;       // sum of weight x share of unfixed crossings
+  std::vector<int> users;         // unfixed crossings (load is exactly 0 at 0)
+  std::vector<std::vector<std::size_t>> flows_on;
+  std::vector<char> fixed;
+  std::vector<char> saturated;
   std::size_t unfixed = 0;
+};
 
+// Grows the level by one round; returns the increment.
+double fill_round(Filling& st) {
+  const std::size_t n_links = st.remaining.size();
+  double delta = kInf;
+  for (std::size_t l = 0; l < n_links; ++l)
+    if (st.users[l] > 0) delta = std::min(delta, st.remaining[l] / st.load[l]);
+  // Links at (or within rounding of) the bottleneck ratio saturate. The
+  // relative tolerance makes ties between equally tight links resolve in the
+  // same round.
+  const double tie = delta * (1.0 + 1e-12);
+  for (std::size_t l = 0; l < n_links; ++l) {
+    st.saturated[l] = 0;
+    if (st.users[l] == 0) continue;
+    if (st.remaining[l] / st.load[l] <= tie) {
+      st.saturated[l] = 1;
+      st.remaining[l] = 0.0;
+    } else {
+      st.remaining[l] = std::max(0.0, st.remaining[l] - delta * st.load[l]);
+    }
+  }
+  return delta;
+}
+
+}  // namespace
+
+SharingResult maxmin_rates(const std::vector<double>& capacities_Bps,
+                           const std::vector<WeightedRoute>& routes, const std::vector<double>& shares) {
+  check_capacities(capacities_Bps);
+  if (shares.size() != routes.size())
+    throw std::invalid_argument(
+        fmt::format("maxmin_rates: {} routes but {} shares; expected one share per route", routes.size(), shares.size()));
+  const std::size_t n_links = capacities_Bps.size();
+  SharingResult out{std::vector<double>(routes.size(), 0.0), std::vector<LinkIndex>(routes.size(), -1)};
+  Filling st{capacities_Bps, std::vector<double>(n_links, 0.0), std::vector<int>(n_links, 0),
+             std::vector<std::vector<std::size_t>>(n_links), std::vector<char>(routes.size(), 0),
+             std::vector<char>(n_links, 0), 0};
   for (std::size_t f = 0; f < routes.size(); ++f) {
+    check_flow(f, routes[f], shares[f], n_links);
     if (routes[f].empty()) {  // local copy: not limited by any link
-      rates[f] = kInf;
-      fixed[f] = 1;
+      out.rates[f] = kInf;
+      st.fixed[f] = 1;
       continue;
     }
-    for (LinkIndex l : routes[f]) {
-      if (l < 0 || static_cast<std::size_t>(l) >= n_links)
-        throw std::invalid_argument(fmt::format(
-            "maxmin_rates: flow {} crosses link {}; expected an index in [0, {})", f, l, n_links));
-      ++users[l];
-      flows_on[l].push_back(f);
+    for (const WeightedHop& h : routes[f]) {
+      st.load[h.link] += h.weight * shares[f];
+      ++st.users[h.link];
+      st.flows_on[h.link].push_back(f);
     }
-    ++unfixed;
+    ++st.unfixed;
   }
 
-  double level = 0.0;  // common rate of all unfixed flows
-  std::vector<char> saturated(n_links, 0);
-  while (unfixed > 0) {
-    // Largest common increment: the tightest link's fair share of what is left.
-    double delta = kInf;
-    for (std::size_t l = 0; l < n_links; ++l)
-      if (users[l] > 0) delta = std::min(delta, remaining[l] / users[l]);
-    level += delta;
-
-    // Hand out delta to every unfixed crossing; links at (or within rounding
-    // of) the bottleneck share become saturated. The relative tolerance makes
-    // ties between equally tight links resolve in the same round.
-    const double tie = delta * (1.0 + 1e-12);
-    for (std::size_t l = 0; l < n_links; ++l) {
-      saturated[l] = 0;
-      if (users[l] == 0) continue;
-      if (remaining[l] / users[l] <= tie) {
-        saturated[l] = 1;
-        remaining[l] = 0.0;
-      } else {
-        remaining[l] -= delta * users[l];
-      }
-    }
-
+  double level = 0.0;
+  while (st.unfixed > 0) {
+    level += fill_round(st);
     // Fix every unfixed flow that crosses a saturated link (in link, then
     // flow order: deterministic).
     for (std::size_t l = 0; l < n_links; ++l) {
-      if (!saturated[l]) continue;
-      for (std::size_t f : flows_on[l]) {
-        if (fixed[f]) continue;
-        fixed[f] = 1;
-        rates[f] = level;
-        --unfixed;
-        for (LinkIndex l2 : routes[f]) --users[l2];
+      if (!st.saturated[l]) continue;
+      for (std::size_t f : st.flows_on[l]) {
+        if (st.fixed[f]) continue;
+        st.fixed[f] = 1;
+        out.rates[f] = shares[f] * level;
+        out.bottlenecks[f] = static_cast<LinkIndex>(l);
+        --st.unfixed;
+        for (const WeightedHop& h : routes[f]) {
+          st.load[h.link] -= h.weight * shares[f];
+          if (--st.users[h.link] == 0) st.load[h.link] = 0.0;
+        }
       }
     }
   }
-  return rates;
+  return out;
+}
+
+WeightedRoute unit_weights(const Route& route) {
+  WeightedRoute w;
+  w.reserve(route.size());
+  for (LinkIndex l : route) w.push_back(WeightedHop{l, 1.0});
+  return w;
+}
+
+std::vector<double> maxmin_rates(const std::vector<double>& capacities_Bps, const std::vector<Route>& routes) {
+  std::vector<WeightedRoute> weighted;
+  weighted.reserve(routes.size());
+  for (const Route& r : routes) weighted.push_back(unit_weights(r));
+  return maxmin_rates(capacities_Bps, weighted, std::vector<double>(routes.size(), 1.0)).rates;
 }
 
 SharingSolver find_solver(std::string_view name) {
@@ -158,19 +212,41 @@ Time route_latency(const std::vector<Link>& links, const Route& route) {
   return t;
 }
 
+
 // ---------------------------------------------------------------------------
-// FlowNetwork
+// FlowNetwork: set-up, flow start and activation
+
+namespace {
+
+// Sorted by link, duplicates merged (their weights add up).
+WeightedRoute normalised(WeightedRoute r) {
+  const bool strictly_sorted = std::adjacent_find(r.begin(), r.end(), [](const WeightedHop& a, const WeightedHop& b) {
+                                 return a.link >= b.link;
+                               }) == r.end();
+  if (strictly_sorted) return r;  // the usual case for routes built by hand or by a topology
+  std::sort(r.begin(), r.end(), [](const WeightedHop& a, const WeightedHop& b) { return a.link < b.link; });
+  std::size_t out = 0;
+  for (std::size_t k = 0; k < r.size(); ++k) {
+    if (out > 0 && r[out - 1].link == r[k].link)
+      r[out - 1].weight += r[k].weight;
+    else
+      r[out++] = r[k];
+  }
+  r.resize(out);
+  return r;
+}
+
+}  // namespace
 
 FlowNetwork::FlowNetwork(Engine& engine, std::string solver)
-    : engine_(engine), solver_name_(std::move(solver)), solver_(find_solver(solver_name_)) {
-  last_update_ = engine_.now();
-}
+    : engine_(engine), solver_name_(std::move(solver)), solver_(find_solver(solver_name_)) {}
 
 FlowNetwork::~FlowNetwork() {
   // Pending events capture `this`: make sure none of them fires later.
   completion_.cancel();
   resolve_event_.cancel();
-  for (auto& [id, w] : waiting_) w.activation.cancel();
+  for (Flow& f : flows_)
+    if (f.state == State::Waiting) f.activation.cancel();
 }
 
 LinkIndex FlowNetwork::add_link(Link link) {
@@ -186,6 +262,10 @@ LinkIndex FlowNetwork::add_link(Link link) {
   links_.push_back(std::move(link));
   capacities_.push_back(c);
   carried_.push_back(0.0);
+  link_rate_.push_back(0.0);
+  link_since_.push_back(engine_.now());
+  link_flows_.emplace_back();
+  link_mark_.push_back(0);
   return static_cast<LinkIndex>(links_.size() - 1);
 }
 
@@ -202,65 +282,287 @@ const Link& FlowNetwork::link(LinkIndex i) const {
 
 ByteCount FlowNetwork::bytes_carried(LinkIndex i) const {
   check_link(i, "bytes_carried");
-  // carried_ is exact up to last_update_; add what moved since at the
-  // current rates (the same amount advance_to() will add).
-  double total = carried_[i];
-  const double dt = seconds_of(engine_.now() - last_update_);
-  if (dt > 0.0) {
-    for (const auto& [id, f] : transferring_) {
-      const double moved = std::min(f.remaining, f.rate * dt);
-      for (LinkIndex l : f.route)
-        if (l == i) total += moved;
-    }
-  }
-  return ByteCount(total);
+  // carried_ is exact up to link_since_; the link's rate has been constant
+  // since then.
+  return ByteCount(carried_[i] + link_rate_[i] * seconds_of(engine_.now() - link_since_[i]));
 }
 
-std::uint64_t FlowNetwork::start_flow(Route route, ByteCount bytes, std::function<void()> on_done) {
-  const double b = bytes.value();
-  if (!std::isfinite(b) || b < 0.0)
-    throw std::invalid_argument(fmt::format("FlowNetwork::start_flow: {} bytes; expected a finite value >= 0", b));
-  for (LinkIndex l : route) check_link(l, "start_flow");
+const FlowNetwork::Flow& FlowNetwork::transferring_flow(std::uint64_t id, const char* what) const {
+  for (const Flow& f : flows_)
+    if (f.id == id && f.state == State::Transferring) return f;
+  throw std::invalid_argument(fmt::format("FlowNetwork::{}: flow {} is not transferring", what, id));
+}
 
-  const std::uint64_t id = next_id_++;
+double FlowNetwork::flow_rate(std::uint64_t id) const { return transferring_flow(id, "flow_rate").rate; }
+Time FlowNetwork::flow_finish(std::uint64_t id) const { return transferring_flow(id, "flow_finish").finish; }
+
+std::uint64_t FlowNetwork::start_flow(Route route, ByteCount bytes, std::function<void()> on_done) {
+  for (LinkIndex l : route) check_link(l, "start_flow");
   const Time latency = route_latency(links_, route);
-  Waiting w;
-  w.flow.route = std::move(route);
-  w.flow.bytes = b;
-  w.flow.remaining = b;
-  w.flow.on_done = std::move(on_done);
+  return add_flow(normalised(unit_weights(route)), bytes.value(), 1.0, latency, std::move(on_done), nullptr);
+}
+
+std::uint64_t FlowNetwork::start_flow(Route route, ByteCount bytes,
+                                      std::function<void(const FlowRecord&)> on_done) {
+  for (LinkIndex l : route) check_link(l, "start_flow");
+  const Time latency = route_latency(links_, route);
+  return add_flow(normalised(unit_weights(route)), bytes.value(), 1.0, latency, nullptr, std::move(on_done));
+}
+
+std::uint64_t FlowNetwork::start_flow(Route route, ByteCount bytes, std::nullptr_t) {
+  return start_flow(std::move(route), bytes, std::function<void()>{});
+}
+
+std::uint64_t FlowNetwork::start_flow(WeightedRoute route, ByteCount bytes, double share,
+                                      std::function<void()> on_done, std::optional<Time> latency) {
+  return add_weighted(std::move(route), bytes.value(), share, latency, std::move(on_done), nullptr);
+}
+
+std::uint64_t FlowNetwork::start_flow(WeightedRoute route, ByteCount bytes, double share,
+                                      std::function<void(const FlowRecord&)> on_done,
+                                      std::optional<Time> latency) {
+  return add_weighted(std::move(route), bytes.value(), share, latency, nullptr, std::move(on_done));
+}
+
+std::uint64_t FlowNetwork::start_flow(WeightedRoute route, ByteCount bytes, double share, std::nullptr_t,
+                                      std::optional<Time> latency) {
+  return add_weighted(std::move(route), bytes.value(), share, latency, nullptr, nullptr);
+}
+
+std::uint64_t FlowNetwork::add_weighted(WeightedRoute route, double bytes, double share,
+                                        std::optional<Time> latency, std::function<void()> on_done,
+                                        std::function<void(const FlowRecord&)> on_record) {
+  for (const WeightedHop& h : route) {
+    check_link(h.link, "start_flow");
+    if (!std::isfinite(h.weight) || h.weight <= 0.0)
+      throw std::invalid_argument(fmt::format(
+          "FlowNetwork::start_flow: weight {} on link {}; expected a finite value > 0", h.weight, h.link));
+  }
+  if (!std::isfinite(share) || share < 1.0)
+    throw std::invalid_argument(fmt::format("FlowNetwork::start_flow: share {}; expected a finite value >= 1", share));
+  if (latency && *latency < Time::zero())
+    throw std::invalid_argument(
+        fmt::format("FlowNetwork::start_flow: latency {} ps; expected >= 0", latency->count_ps()));
+  route = normalised(std::move(route));
+  Time sum = Time::zero();
+  for (const WeightedHop& h : route) sum += links_[h.link].latency;
+  return add_flow(std::move(route), bytes, share, latency.value_or(sum), std::move(on_done), std::move(on_record));
+}
+
+std::uint32_t FlowNetwork::new_slot() {
+  if (!free_slots_.empty()) {
+    const std::uint32_t s = free_slots_.back();
+    free_slots_.pop_back();
+    return s;
+  }
+  flows_.emplace_back();
+  return static_cast<std::uint32_t>(flows_.size() - 1);
+}
+
+// Validates the size, stores the flow in a slot and schedules its
+// activation after `latency`. `route` is normalised (sorted, merged).
+std::uint64_t FlowNetwork::add_flow(WeightedRoute route, double bytes, double share, Time latency,
+                                    std::function<void()> on_done,
+                                    std::function<void(const FlowRecord&)> on_record) {
+  if (!std::isfinite(bytes) || bytes < 0.0)
+    throw std::invalid_argument(fmt::format("FlowNetwork::start_flow: {} bytes; expected a finite value >= 0", bytes));
+  const std::uint64_t id = next_id_++;
+  const std::uint32_t slot = new_slot();
+  Flow& f = flows_[slot];
+  f.id = id;
+  f.state = State::Waiting;
+  f.route = std::move(route);
+  f.share = share;
+  f.sig = flow_signature(f.route, share);
+  f.bytes = bytes;
+  f.remaining = bytes;
+  f.rate = 0.0;
+  f.start = engine_.now();
+  f.finish = Time::max();
+  f.bottleneck = -1;
+  f.moved_by.clear();
+  f.on_done = std::move(on_done);
+  f.on_record = std::move(on_record);
   // The flow uses no bandwidth while it waits out its latency.
-  w.activation = engine_.schedule(latency, [this, id] { activate(id); });
-  waiting_.emplace(id, std::move(w));
+  f.activation = engine_.schedule(latency, [this, slot] { activate(slot); });
+  ++waiting_;
+  ++stats_.flows_started;
   return id;
 }
 
-void FlowNetwork::activate(std::uint64_t id) {
-  auto node = waiting_.extract(id);
-  Flow f = std::move(node.mapped().flow);
+void FlowNetwork::activate(std::uint32_t slot) {
+  ++stats_.events;
+  Flow& f = flows_[slot];
+  --waiting_;
+  const Time now = engine_.now();
   if (f.route.empty() || f.bytes < kDoneBytes) {
     // Local copy (infinite rate) or nothing to move: done after 0 transfer time.
-    for (LinkIndex l : f.route) carried_[l] += f.bytes;
-    if (f.on_done) f.on_done();
+    for (const WeightedHop& h : f.route) carried_[h.link] += h.weight * f.bytes;
+    f.remaining = 0.0;
+    deliver(slot, now);
     return;
   }
-  advance_to(engine_.now());
+  f.state = State::Transferring;
   f.rate = 0.0;  // until the (same-instant) re-solve
+  f.updated = now;
   f.finish = Time::max();
-  transferring_.emplace(id, std::move(f));
+  ++transferring_;
+  link_flow(slot);
   request_resolve();
 }
 
-void FlowNetwork::advance_to(Time t) {
-  if (t <= last_update_) return;
-  const double dt = seconds_of(t - last_update_);
-  for (auto& [id, f] : transferring_) {
-    const double moved = std::min(f.remaining, f.rate * dt);
-    f.remaining -= moved;
-    for (LinkIndex l : f.route) carried_[l] += moved;
+void FlowNetwork::link_flow(std::uint32_t slot) {
+  Flow& f = flows_[slot];
+  f.pos.resize(f.route.size());
+  for (std::size_t k = 0; k < f.route.size(); ++k) {
+    const LinkIndex l = f.route[k].link;
+    f.pos[k] = static_cast<std::uint32_t>(link_flows_[l].size());
+    link_flows_[l].push_back(slot);
+    dirty_links_.push_back(l);
   }
-  last_update_ = t;
 }
+
+void FlowNetwork::unlink_flow(std::uint32_t slot) {
+  Flow& f = flows_[slot];
+  for (std::size_t k = 0; k < f.route.size(); ++k) {
+    const LinkIndex l = f.route[k].link;
+    std::vector<std::uint32_t>& on = link_flows_[l];
+    const std::uint32_t moved = on.back();
+    on[f.pos[k]] = moved;
+    on.pop_back();
+    if (moved != slot) {  // tell the moved flow where it now sits on l (routes are sorted)
+      Flow& g = flows_[moved];
+      const auto it = std::lower_bound(g.route.begin(), g.route.end(), l,
+                                       [](const WeightedHop& h, LinkIndex x) { return h.link < x; });
+      g.pos[static_cast<std::size_t>(it - g.route.begin())] = f.pos[k];
+    }
+    dirty_links_.push_back(l);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// FlowNetwork: progress, completion and delivery
+
+// Books `moved` bytes to the flow's current bottleneck (for its record).
+void FlowNetwork::note_moved(Flow& f, double moved) {
+  if (!f.on_record || f.bottleneck < 0 || moved <= 0.0) return;
+  for (auto& [link, total] : f.moved_by)
+    if (link == f.bottleneck) {
+      total += moved;
+      return;
+    }
+  f.moved_by.emplace_back(f.bottleneck, moved);
+}
+
+// Moves the flow's bytes at its rate from f.updated to now.
+void FlowNetwork::advance_flow(Flow& f, Time now) {
+  if (now <= f.updated) return;
+  const double moved = std::min(f.remaining, f.rate * seconds_of(now - f.updated));
+  f.remaining -= moved;
+  f.updated = now;
+  note_moved(f, moved);
+}
+
+bool FlowNetwork::due_valid(const Due& d) const {
+  const Flow& f = flows_[d.slot];
+  return f.id == d.id && f.state == State::Transferring && f.finish == d.finish;
+}
+
+namespace {
+// Min-heap order on (finish, id) for std::push_heap/pop_heap.
+struct DueLater {
+  template <class D>
+  bool operator()(const D& a, const D& b) const {
+    if (a.finish != b.finish) return a.finish > b.finish;
+    return a.id > b.id;
+  }
+};
+}  // namespace
+
+void FlowNetwork::push_due(std::uint32_t slot) {
+  due_.push_back(Due{flows_[slot].finish, flows_[slot].id, slot});
+  std::push_heap(due_.begin(), due_.end(), DueLater{});
+}
+
+// Points the single completion event at the earliest valid finish time.
+void FlowNetwork::schedule_completion() {
+  if (due_.size() > 2 * transferring_ + 1024) {  // drop stale entries
+    due_.erase(std::remove_if(due_.begin(), due_.end(), [this](const Due& d) { return !due_valid(d); }),
+               due_.end());
+    std::make_heap(due_.begin(), due_.end(), DueLater{});
+  }
+  while (!due_.empty() && !due_valid(due_.front())) {
+    std::pop_heap(due_.begin(), due_.end(), DueLater{});
+    due_.pop_back();
+  }
+  const Time next = due_.empty() ? Time::max() : due_.front().finish;
+  if (next == completion_at_ && completion_.pending()) return;
+  completion_.cancel();
+  completion_at_ = next;
+  if (next != Time::max()) completion_ = engine_.schedule_at(next, [this] { on_completion(); });
+}
+
+void FlowNetwork::on_completion() {
+  ++stats_.events;
+  const Time now = engine_.now();
+  completion_at_ = Time::max();
+  // Every flow whose rounded-up finish time has come is done; any bytes left
+  // are double-rounding residue and are credited to its links.
+  std::vector<std::uint32_t> done;
+  while (!due_.empty() && due_.front().finish <= now) {
+    const Due d = due_.front();
+    std::pop_heap(due_.begin(), due_.end(), DueLater{});
+    due_.pop_back();
+    if (!due_valid(d)) continue;
+    flows_[d.slot].state = State::Done;  // a duplicate entry is now stale
+    done.push_back(d.slot);
+  }
+  std::sort(done.begin(), done.end(), [this](std::uint32_t a, std::uint32_t b) { return flows_[a].id < flows_[b].id; });
+  for (std::uint32_t slot : done) finish_flow(slot, now);
+  if (!done.empty()) request_resolve();
+  schedule_completion();
+  // Callbacks run last, in flow-id order, with the network consistent; they
+  // may start new flows (which activate from their own events).
+  for (std::uint32_t slot : done) deliver(slot, now);
+}
+
+// Takes a finished flow off its links. The links' lazy totals count the
+// flow at its rate up to now; the difference to what it really had left is
+// credited here, so each link gets exactly weight x bytes from the flow.
+void FlowNetwork::finish_flow(std::uint32_t slot, Time now) {
+  Flow& f = flows_[slot];
+  const double at_rate = f.rate * seconds_of(now - f.updated);
+  const double left = f.remaining;
+  note_moved(f, left);
+  f.remaining = 0.0;
+  f.updated = now;
+  for (const WeightedHop& h : f.route) carried_[h.link] += h.weight * (left - at_rate);
+  unlink_flow(slot);
+  --transferring_;
+}
+
+// Runs a finished flow's callback and frees its slot.
+void FlowNetwork::deliver(std::uint32_t slot, Time now) {
+  Flow& f = flows_[slot];
+  std::function<void()> on_done = std::move(f.on_done);
+  std::function<void(const FlowRecord&)> on_record = std::move(f.on_record);
+  FlowRecord rec{f.id, f.start, now, ByteCount(f.bytes), -1};
+  double best = 0.0;
+  for (const auto& [link, moved] : f.moved_by)
+    if (moved > best) {
+      best = moved;
+      rec.bottleneck = link;
+    }
+  f.state = State::Free;
+  f.on_done = nullptr;
+  f.on_record = nullptr;
+  free_slots_.push_back(slot);
+  if (on_done) on_done();
+  if (on_record) on_record(rec);
+}
+
+// ---------------------------------------------------------------------------
+// FlowNetwork: re-solving the changed components
 
 void FlowNetwork::request_resolve() {
   // Batch all set changes of one instant into a single solve that runs after
@@ -270,47 +572,184 @@ void FlowNetwork::request_resolve() {
 }
 
 void FlowNetwork::resolve() {
+  ++stats_.events;
+  ++stats_.solves;
   const Time now = engine_.now();
-  advance_to(now);
-  completion_.cancel();
-  if (transferring_.empty()) return;
-
-  std::vector<Route> routes;
-  routes.reserve(transferring_.size());
-  for (const auto& [id, f] : transferring_) routes.push_back(f.route);
-  const std::vector<double> rates = solver_(capacities_, routes);
-
-  Time next = Time::max();
-  std::size_t k = 0;
-  for (auto& [id, f] : transferring_) {
-    f.rate = rates[k++];
-    f.finish = now + transfer_duration(f.remaining, f.rate);
-    next = min(next, f.finish);
+  ++epoch_;
+  // dirty_links_ may hold a link many times; the epoch mark skips repeats
+  // and links already reached from an earlier seed.
+  for (std::size_t k = 0; k < dirty_links_.size(); ++k) {
+    const LinkIndex seed = dirty_links_[k];
+    if (link_mark_[seed] == epoch_) continue;
+    gather_component(seed);
+    solve_component(now);
   }
-  completion_ = engine_.schedule_at(next, [this] { on_completion(); });
+  dirty_links_.clear();
+  schedule_completion();
 }
 
-void FlowNetwork::on_completion() {
-  const Time now = engine_.now();
-  advance_to(now);
-  // Every flow whose rounded-up finish time has come is done; any bytes left
-  // are double-rounding residue and are credited to its links.
-  std::vector<std::function<void()>> done;
-  for (auto it = transferring_.begin(); it != transferring_.end();) {
-    Flow& f = it->second;
-    if (f.finish <= now || f.remaining < kDoneBytes) {
-      for (LinkIndex l : f.route) carried_[l] += f.remaining;
-      done.push_back(std::move(f.on_done));
-      it = transferring_.erase(it);
-    } else {
-      ++it;
+// Collects the links and transferring flows connected to `seed` (breadth
+// first, through shared links) into comp_links_ and comp_flows_.
+void FlowNetwork::gather_component(LinkIndex seed) {
+  comp_links_.clear();
+  comp_flows_.clear();
+  link_mark_[seed] = epoch_;
+  comp_links_.push_back(seed);
+  for (std::size_t next = 0; next < comp_links_.size(); ++next) {
+    for (std::uint32_t slot : link_flows_[comp_links_[next]]) {
+      Flow& f = flows_[slot];
+      if (f.mark == epoch_) continue;
+      f.mark = epoch_;
+      comp_flows_.push_back(slot);
+      for (const WeightedHop& h : f.route) {
+        if (link_mark_[h.link] == epoch_) continue;
+        link_mark_[h.link] = epoch_;
+        comp_links_.push_back(h.link);
+      }
     }
   }
-  request_resolve();
-  // Callbacks run last, in flow-id order, with the network consistent; they
-  // may start new flows (which activate from their own events).
-  for (auto& fn : done)
-    if (fn) fn();
+}
+
+// Sorts comp_flows_ by (signature, id) and comp_links_ by index. Flows with
+// equal (route, share) are interchangeable, so the solver sees a problem that
+// depends only on the component's multiset of (route, share) whatever the
+// flow ids, unless two different (route, share) share a 64-bit signature
+// (then their order follows their ids and the memo simply misses).
+void FlowNetwork::canonical_order() {
+  std::sort(comp_links_.begin(), comp_links_.end());
+  std::sort(comp_flows_.begin(), comp_flows_.end(), [this](std::uint32_t a, std::uint32_t b) {
+    const Flow& x = flows_[a];
+    const Flow& y = flows_[b];
+    if (x.sig != y.sig) return x.sig < y.sig;
+    return x.id < y.id;
+  });
+}
+
+void FlowNetwork::solve_component(Time now) {
+  // Bring the component's links and flows up to now at their old rates.
+  for (LinkIndex l : comp_links_) {
+    carried_[l] += link_rate_[l] * seconds_of(now - link_since_[l]);
+    link_since_[l] = now;
+    link_rate_[l] = 0.0;
+  }
+  if (comp_flows_.empty()) return;  // links a finished flow left idle
+  ++stats_.components_solved;
+  for (std::uint32_t slot : comp_flows_) advance_flow(flows_[slot], now);
+  canonical_order();
+
+  Memo fresh;
+  const Memo* m = nullptr;
+  const std::uint64_t key = component_key();
+  m = memo_find(key);
+  if (m) {
+    ++stats_.cache_hits;
+  } else {
+    ++stats_.solver_runs;
+    fresh = solve_fresh();
+    m = memo_store(key, std::move(fresh));
+  }
+  for (std::size_t k = 0; k < comp_flows_.size(); ++k) {
+    const std::uint32_t slot = comp_flows_[k];
+    Flow& f = flows_[slot];
+    f.rate = m->rates[k];
+    f.bottleneck = m->bottlenecks[k];
+    const Time finish = now + transfer_duration(f.remaining, f.rate);
+    for (const WeightedHop& h : f.route) link_rate_[h.link] += h.weight * f.rate;
+    if (finish == f.finish) continue;
+    f.finish = finish;
+    push_due(slot);
+  }
+}
+
+namespace {
+void fnv_mix(std::uint64_t& h, std::uint64_t v) {
+  h ^= v;
+  h *= 1099511628211ull;
+}
+}  // namespace
+
+// FNV-1a over a flow's (share, hops): its place in the canonical order.
+std::uint64_t FlowNetwork::flow_signature(const WeightedRoute& route, double share) {
+  std::uint64_t h = 1469598103934665603ull;
+  fnv_mix(h, std::bit_cast<std::uint64_t>(share));
+  for (const WeightedHop& hop : route) {
+    fnv_mix(h, static_cast<std::uint64_t>(hop.link));
+    fnv_mix(h, std::bit_cast<std::uint64_t>(hop.weight));
+  }
+  return h;
+}
+
+// Memo key of the current component: FNV-1a over its flows' signatures in
+// canonical order (equality is checked on the whole problem at a hit).
+std::uint64_t FlowNetwork::component_key() const {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::uint32_t slot : comp_flows_) fnv_mix(h, flows_[slot].sig);
+  fnv_mix(h, comp_flows_.size());
+  return h;
+}
+
+// The cached solution of the current component, or nullptr. A hash match is
+// confirmed by comparing the whole canonical problem.
+const FlowNetwork::Memo* FlowNetwork::memo_find(std::uint64_t key) const {
+  auto it = std::lower_bound(memo_index_.begin(), memo_index_.end(), std::make_pair(key, std::uint32_t{0}));
+  if (it == memo_index_.end() || it->first != key) return nullptr;
+  const Memo& m = memo_[it->second];
+  if (m.shares.size() != comp_flows_.size()) return nullptr;
+  std::size_t hop = 0;
+  for (std::size_t k = 0; k < comp_flows_.size(); ++k) {
+    const Flow& f = flows_[comp_flows_[k]];
+    if (m.shares[k] != f.share || m.hop_counts[k] != f.route.size()) return nullptr;
+    for (const WeightedHop& h : f.route)
+      if (!(m.hops[hop++] == h)) return nullptr;
+  }
+  return &m;
+}
+
+// Stores a solution (clearing the memo first when it is full) and returns it.
+// A key already present (a hash collision) is replaced.
+const FlowNetwork::Memo* FlowNetwork::memo_store(std::uint64_t key, Memo m) {
+  if (memo_.size() >= kMemoEntries || memo_hops_ + m.hops.size() > kMemoHops) {
+    memo_.clear();
+    memo_index_.clear();
+    memo_hops_ = 0;
+  }
+  memo_hops_ += m.hops.size();
+  auto it = std::lower_bound(memo_index_.begin(), memo_index_.end(), std::make_pair(key, std::uint32_t{0}));
+  if (it != memo_index_.end() && it->first == key) {
+    memo_[it->second] = std::move(m);
+    return &memo_[it->second];
+  }
+  memo_index_.insert(it, std::make_pair(key, static_cast<std::uint32_t>(memo_.size())));
+  memo_.push_back(std::move(m));
+  return &memo_.back();
+}
+
+// Runs the solver on the current component, with its links renumbered
+// 0..L_c-1 in index order; bottlenecks come back as global link indices.
+FlowNetwork::Memo FlowNetwork::solve_fresh() {
+  std::vector<double> caps(comp_links_.size());
+  for (std::size_t k = 0; k < comp_links_.size(); ++k) {
+    caps[k] = capacities_[comp_links_[k]];
+    link_mark_[comp_links_[k]] = static_cast<std::uint32_t>(k);  // reused as local index below
+  }
+  Memo m;
+  std::vector<WeightedRoute> routes(comp_flows_.size());
+  for (std::size_t k = 0; k < comp_flows_.size(); ++k) {
+    const Flow& f = flows_[comp_flows_[k]];
+    m.hop_counts.push_back(static_cast<std::uint32_t>(f.route.size()));
+    m.shares.push_back(f.share);
+    for (const WeightedHop& h : f.route) {
+      m.hops.push_back(h);
+      routes[k].push_back(WeightedHop{static_cast<LinkIndex>(link_mark_[h.link]), h.weight});
+    }
+  }
+  for (LinkIndex l : comp_links_) link_mark_[l] = epoch_;
+  SharingResult r = solver_(caps, routes, m.shares);
+  m.rates = std::move(r.rates);
+  m.bottlenecks = std::move(r.bottlenecks);
+  for (LinkIndex& b : m.bottlenecks)
+    if (b >= 0) b = comp_links_[b];
+  return m;
 }
 
 }  // namespace trainsim::sim

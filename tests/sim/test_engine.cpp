@@ -2,6 +2,10 @@
 
 #include "../support/test_support.hpp"
 
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -121,5 +125,68 @@ TEST_CASE("fingerprint: same schedule twice gives the same value, a different on
   a.run();
   b.run();
   CHECK(a.fingerprint() != b.fingerprint());
+}
+
+TEST_CASE("empty() counts live events only; cancelled and executed ones do not") {
+  Engine e;
+  CHECK(e.empty());
+  EventHandle a = e.schedule(Time::ns(1), [] {});
+  EventHandle b = e.schedule(Time::ns(2), [] {});
+  CHECK(e.pending_events() == 2);
+  a.cancel();
+  a.cancel();  // a second cancel is a no-op
+  CHECK(e.pending_events() == 1);
+  CHECK_FALSE(e.empty());
+  b.cancel();
+  CHECK(e.empty());  // two keys still in the queue, none live
+  CHECK(e.run() == 0);
+  EventHandle c = e.schedule(Time::ns(1), [] {});
+  CHECK(e.run() == 1);
+  CHECK(e.empty());
+  CHECK_FALSE(c.pending());
+  c.cancel();  // cancelling an executed event changes nothing
+  CHECK(e.empty());
+}
+
+TEST_CASE("a stale handle to a recycled slot neither cancels nor sees the new event") {
+  Engine e;
+  int ran = 0;
+  EventHandle old_handle = e.schedule(Time::ns(5), [&] { ran += 100; });
+  old_handle.cancel();
+  // The freed slot is reused by the next event (free list), with a new
+  // generation: the old handle must not reach it.
+  EventHandle fresh = e.schedule(Time::ns(5), [&] { ran += 1; });
+  CHECK_FALSE(old_handle.pending());
+  CHECK(fresh.pending());
+  old_handle.cancel();
+  CHECK(fresh.pending());
+  CHECK(e.run() == 1);
+  CHECK(ran == 1);
+
+  // The same after the first event ran rather than being cancelled.
+  EventHandle done = e.schedule(Time::ns(1), [&] { ran += 10; });
+  e.run();
+  EventHandle next = e.schedule(Time::ns(1), [&] { ran += 1000; });
+  done.cancel();
+  CHECK(next.pending());
+  e.run();
+  CHECK(ran == 1011);
+}
+
+TEST_CASE("large captures, move-only captures and std::function all run") {
+  Engine e;
+  std::vector<int> seen;
+  // 80 bytes of capture: over the inline buffer, stored on the heap.
+  std::array<std::int64_t, 10> big{};
+  big[9] = 7;
+  e.schedule(Time::ns(1), [&seen, big] { seen.push_back(static_cast<int>(big[9])); });
+  auto owned = std::make_unique<int>(8);
+  e.schedule(Time::ns(2), [&seen, p = std::move(owned)] { seen.push_back(*p); });
+  std::function<void()> f = [&seen] { seen.push_back(9); };
+  e.schedule(Time::ns(3), f);
+  EventHandle h = e.schedule(Time::ns(4), [&seen, big] { seen.push_back(-1); });
+  h.cancel();  // destroys the heap-stored callable at once
+  e.run();
+  CHECK(seen == std::vector<int>{7, 8, 9});
 }
 }

@@ -9,14 +9,36 @@
 // shouldPrecede use the same key.)
 //
 // The caller owns the engine; there is no global simulator. Many engines may
-// run on many threads at once.
+// run on many threads at once. An engine is neither copyable nor movable:
+// handles point at it.
 //
-// Complexity: schedule O(log n), cancel O(1) (lazy: the event is marked and
-// skipped when popped), run O(n log n) for n events. The queue is a binary heap
-// in a std::vector.
+// Storage. An event's callable lives in a *slot* of a slot vector; freed slots
+// go to a free list and are reused. Each slot has a generation counter that
+// is bumped whenever the slot is freed (event run or cancelled); an
+// EventHandle is (engine, slot, generation) and is live only while the
+// generation matches, so a stale handle to a recycled slot can neither
+// cancel nor see the new event. The priority queue is a binary heap in a
+// std::vector of 32-byte keys (time, priority, sequence, slot, generation);
+// the callables never move while the heap is reordered.
+//
+// Allocation. The callable is stored in an inline buffer of kInlineBytes
+// (56) bytes: any lambda or function object up to that size (seven pointers;
+// a std::function is 32) that is nothrow-movable is stored without touching
+// the heap. Larger callables fall back to one heap allocation. Once the slot
+// vector, the free list and the heap have grown to the peak number of pending
+// events, scheduling and running an event allocate nothing.
+//
+// Complexity: schedule O(log n), cancel O(1) (the slot is freed at once, its
+// heap key is skipped when popped: lazy deletion), run O(n log n) for n
+// events, empty() O(1) (a count of live events; cancelled ones do not count).
+// Memory: O(peak pending events) slots plus heap keys, where cancelled keys
+// stay in the heap until their time comes.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "trainsim/common/units.hpp"
@@ -25,7 +47,8 @@ namespace trainsim::sim {
 
 class Engine;
 
-// A handle to a scheduled event; cancel() prevents it from firing.
+// A handle to a scheduled event; cancel() prevents it from firing. A default
+// handle is inert. A handle must not be used after its engine is destroyed.
 class EventHandle {
  public:
   EventHandle() = default;
@@ -34,42 +57,154 @@ class EventHandle {
 
  private:
   friend class Engine;
-  explicit EventHandle(std::shared_ptr<bool> alive) : alive_(std::move(alive)) {}
-  std::shared_ptr<bool> alive_;
+  EventHandle(Engine* engine, std::uint32_t slot, std::uint32_t generation)
+      : engine_(engine), slot_(slot), generation_(generation) {}
+  Engine* engine_ = nullptr;
+  std::uint32_t slot_ = 0;
+  std::uint32_t generation_ = 0;
+};
+
+// A move-only `void()` callable with a small inline buffer (no allocation for
+// nothrow-movable callables up to kInlineBytes).
+class InlineAction {
+ public:
+  static constexpr std::size_t kInlineBytes = 56;
+
+  InlineAction() = default;
+  template <class F, class D = std::decay_t<F>,
+            class = std::enable_if_t<!std::is_same_v<D, InlineAction> && std::is_invocable_v<D&>>>
+  InlineAction(F&& f) {  // NOLINT: implicit by design, like std::function
+    if constexpr (fits<D>()) {
+      ::new (static_cast<void*>(buf_)) D(std::forward<F>(f));
+      ops_ = &kInlineOps<D>;
+    } else {
+      ::new (static_cast<void*>(buf_)) D*(new D(std::forward<F>(f)));
+      ops_ = &kHeapOps<D>;
+    }
+  }
+  InlineAction(InlineAction&& o) noexcept { take(o); }
+  InlineAction& operator=(InlineAction&& o) noexcept {
+    if (this != &o) {
+      reset();
+      take(o);
+    }
+    return *this;
+  }
+  InlineAction(const InlineAction&) = delete;
+  InlineAction& operator=(const InlineAction&) = delete;
+  ~InlineAction() { reset(); }
+
+  void operator()() { ops_->invoke(buf_); }
+  explicit operator bool() const { return ops_ != nullptr; }
+  void reset() {
+    if (ops_) ops_->destroy(buf_);
+    ops_ = nullptr;
+  }
+
+ private:
+  struct Ops {
+    void (*invoke)(void*);
+    void (*move_to)(void* from, void* to);  // move-constructs at `to`, destroys `from`
+    void (*destroy)(void*);
+  };
+  template <class D>
+  static constexpr bool fits() {
+    return sizeof(D) <= kInlineBytes && alignof(D) <= alignof(std::max_align_t) &&
+           std::is_nothrow_move_constructible_v<D>;
+  }
+  template <class D>
+  static constexpr Ops kInlineOps{
+      [](void* p) { (*static_cast<D*>(p))(); },
+      [](void* from, void* to) {
+        ::new (to) D(std::move(*static_cast<D*>(from)));
+        static_cast<D*>(from)->~D();
+      },
+      [](void* p) { static_cast<D*>(p)->~D(); }};
+  template <class D>
+  static constexpr Ops kHeapOps{
+      [](void* p) { (**static_cast<D**>(p))(); },
+      [](void* from, void* to) { ::new (to) D*(*static_cast<D**>(from)); },
+      [](void* p) { delete *static_cast<D**>(p); }};
+
+  void take(InlineAction& o) noexcept {
+    ops_ = o.ops_;
+    if (ops_) ops_->move_to(o.buf_, buf_);
+    o.ops_ = nullptr;
+  }
+
+  alignas(std::max_align_t) unsigned char buf_[kInlineBytes];
+  const Ops* ops_ = nullptr;
 };
 
 class Engine {
  public:
+  // Kept for callers that name the type; schedule() takes any callable.
   using Action = std::function<void()>;
+
+  Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
 
   Time now() const { return now_; }
   // Schedules `fn` at now()+delay. delay must be >= 0.
-  EventHandle schedule(Time delay, Action fn, int priority = 0);
-  EventHandle schedule_at(Time when, Action fn, int priority = 0);
+  template <class F>
+  EventHandle schedule(Time delay, F&& fn, int priority = 0) {
+    check_delay(delay);
+    return add(now_ + delay, InlineAction(std::forward<F>(fn)), priority);
+  }
+  template <class F>
+  EventHandle schedule_at(Time when, F&& fn, int priority = 0) {
+    check_time(when);
+    return add(when, InlineAction(std::forward<F>(fn)), priority);
+  }
   // Runs until no event is left. Returns the number of events executed.
   std::uint64_t run();
   // Runs events with time <= t, then sets now() to t.
   std::uint64_t run_until(Time t);
-  bool empty() const;
+  // True when no live (scheduled, not cancelled, not yet run) event is left.
+  bool empty() const { return live_ == 0; }
+  // Live events.
+  std::size_t pending_events() const { return live_; }
   std::uint64_t executed() const { return executed_; }
   // Order-sensitive hash of (time, priority, sequence) of every executed
   // event: two runs with the same fingerprint executed the same sequence.
   std::uint64_t fingerprint() const { return fingerprint_; }
 
  private:
-  struct Event {
+  friend class EventHandle;
+  struct Key {
     Time when;
-    int priority;
     std::uint64_t seq;
-    Action fn;
-    std::shared_ptr<bool> alive;
+    int priority;
+    std::uint32_t slot;
+    std::uint32_t generation;
+  };
+  struct Slot {
+    InlineAction fn;
+    std::uint32_t generation = 0;
+    bool live = false;
   };
   struct Later {
-    bool operator()(const Event& a, const Event& b) const;
+    bool operator()(const Key& a, const Key& b) const {
+      if (a.when != b.when) return a.when > b.when;
+      if (a.priority != b.priority) return a.priority > b.priority;
+      return a.seq > b.seq;
+    }
   };
+
+  void check_delay(Time delay) const;
+  void check_time(Time when) const;
+  EventHandle add(Time when, InlineAction fn, int priority);
+  void release(std::uint32_t slot);
+  bool is_live(std::uint32_t slot, std::uint32_t generation) const {
+    return slot < slots_.size() && slots_[slot].live && slots_[slot].generation == generation;
+  }
   bool pop_and_run();
 
-  std::vector<Event> heap_;
+  std::vector<Key> heap_;
+  std::vector<Slot> slots_;
+  std::vector<std::uint32_t> free_;
+  std::size_t live_ = 0;
   Time now_ = Time::zero();
   std::uint64_t next_seq_ = 0;
   std::uint64_t executed_ = 0;
