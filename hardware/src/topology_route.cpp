@@ -240,14 +240,22 @@ void Topology::check_plane_leaves(int p) const {
   };
   std::vector<const Reach*> list;
   for (const auto& [key, r] : groups) list.push_back(&r);
+  for (const Reach* a : list) {
+    if (leaves.size() > 1 && a->mid.empty())
+      unreachable(fmt::format("faults that leave {} no surviving up-link", at(names_, a->leaf)),
+                  "faults that leave every leaf with live NICs a way up (to take a leaf out, fail the switch)");
+    if (top_tier_ == 2 && pods.size() > 1 && a->top.empty())
+      unreachable(fmt::format("faults that leave {} no surviving path to a core", at(names_, a->leaf)),
+                  "faults that leave every leaf with live NICs a way to the cores");
+  }
   for (std::size_t i = 0; i < list.size(); ++i)
-    for (std::size_t j = i; j < list.size(); ++j) {
+    for (std::size_t j = i + 1; j < list.size(); ++j) {
       const Reach& a = *list[i];
       const Reach& b = *list[j];
       const bool one_pod = a.pods.size() == 1 && b.pods == a.pods;
       const bool same_pod = std::any_of(a.pods.begin(), a.pods.end(), [&](int x) { return b.pods.count(x) > 0; });
-      if (leaves.size() > 1 && same_pod && !intersect(a.mid, b.mid)) cut(a.leaf, b.leaf);
-      if (top_tier_ == 2 && pods.size() > 1 && !one_pod && !intersect(a.top, b.top)) cut(a.leaf, b.leaf);
+      if (same_pod && !intersect(a.mid, b.mid)) cut(a.leaf, b.leaf);
+      if (top_tier_ == 2 && !one_pod && !intersect(a.top, b.top)) cut(a.leaf, b.leaf);
     }
 }
 
