@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "trainsim/app/fabric_study.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
@@ -95,6 +96,16 @@ int main(int argc, char** argv) {
   fp8err->add_flag("--json", fp8_json, "print JSON");
 
   auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
+
+  std::string fabric_scenario, dot_file;
+  bool fabric_json_out = false, fabric_list = false;
+  auto* fabric = app.add_subcommand(
+      "fabric", "describe a scenario's scale-out fabric: switches, cables, bisection, faults (reads only its cluster)");
+  fabric->add_option("scenario", fabric_scenario, "scenario JSON file")->required();
+  auto* fabric_json_flag = fabric->add_flag("--json", fabric_json_out, "print JSON");
+  fabric->add_flag("--list", fabric_list, "also print every switch and cable name (the names faults use)")
+      ->excludes(fabric_json_flag);
+  fabric->add_option("--dot", dot_file, "write a Graphviz drawing of the fabric (small fabrics only)");
 
   // `schedule`: one pipeline schedule with abstract per-chunk durations (any
   // unit; the output uses the same one).
@@ -274,6 +285,16 @@ int main(int argc, char** argv) {
                                    100 * c["promotion_every_128"]["max_elementwise_relative_error"].get<double>(),
                                    c["improvement"].get<double>(), c["name"].get<std::string>());
       }
+    } else if (*fabric) {
+      check_writable(dot_file);
+      const auto study = trainsim::app::load_fabric(fabric_scenario);
+      const auto report = trainsim::app::fabric_json(study);
+      // Build every output before writing any of them.
+      const std::string dot_text = dot_file.empty() ? "" : trainsim::app::fabric_dot(study);
+      std::string out_text = fabric_json_out ? report.dump(2) + "\n" : trainsim::app::fabric_text(report);
+      if (fabric_list) out_text += trainsim::app::fabric_names(study);
+      if (!dot_file.empty()) write_atomically(dot_file, dot_text);
+      std::cout << out_text;
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;
