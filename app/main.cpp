@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "trainsim/app/collective_study.hpp"
+#include "trainsim/app/fabric_study.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
@@ -96,6 +97,16 @@ int main(int argc, char** argv) {
   fp8err->add_flag("--json", fp8_json, "print JSON");
 
   auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
+
+  std::string fabric_scenario, dot_file;
+  bool fabric_json_out = false, fabric_list = false;
+  auto* fabric = app.add_subcommand(
+      "fabric", "describe a scenario's scale-out fabric: switches, cables, bisection, faults (reads only its cluster)");
+  fabric->add_option("scenario", fabric_scenario, "scenario JSON file")->required();
+  auto* fabric_json_flag = fabric->add_flag("--json", fabric_json_out, "print JSON");
+  fabric->add_flag("--list", fabric_list, "also print every switch and cable name (the names faults use)")
+      ->excludes(fabric_json_flag);
+  fabric->add_option("--dot", dot_file, "write a Graphviz drawing of the fabric (small fabrics only)");
 
   // `schedule`: one pipeline schedule with abstract per-chunk durations (any
   // unit; the output uses the same one).
@@ -302,6 +313,16 @@ int main(int argc, char** argv) {
       const auto study = trainsim::app::run_collective_study(scenario, coll);
       std::cout << (coll_json ? trainsim::app::collective_json(study).dump(1) + "\n"
                               : trainsim::app::collective_text(study));
+    } else if (*fabric) {
+      check_writable(dot_file);
+      const auto study = trainsim::app::load_fabric(fabric_scenario);
+      const auto report = trainsim::app::fabric_json(study);
+      // Build every output before writing any of them.
+      const std::string dot_text = dot_file.empty() ? "" : trainsim::app::fabric_dot(study);
+      std::string out_text = fabric_json_out ? report.dump(2) + "\n" : trainsim::app::fabric_text(report);
+      if (fabric_list) out_text += trainsim::app::fabric_names(study);
+      if (!dot_file.empty()) write_atomically(dot_file, dot_text);
+      std::cout << out_text;
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;

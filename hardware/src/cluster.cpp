@@ -4,7 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "trainsim/common/json_reader.hpp"
+#include "trainsim/hardware/topology.hpp"
 
 namespace trainsim::hw {
 
@@ -12,6 +15,17 @@ const char* to_string(TopologyKind k) {
   switch (k) {
     case TopologyKind::MultiPlaneFatTree: return "multi-plane-fat-tree";
     case TopologyKind::FatTree: return "fat-tree";
+    case TopologyKind::RailOptimized: return "rail-optimized";
+  }
+  return "?";
+}
+
+const char* to_string(FaultTarget t) {
+  switch (t) {
+    case FaultTarget::Link: return "link";
+    case FaultTarget::Switch: return "switch";
+    case FaultTarget::Nic: return "nic";
+    case FaultTarget::Plane: return "plane";
   }
   return "?";
 }
@@ -21,39 +35,139 @@ long long max_endpoints_two_tier(int switch_radix) {
   return k * k / 2;
 }
 
+int leaf_down_ports(const NetworkSpec& n) {
+  // ceil(k * o / (o + 1)); the 1e-9 keeps exact ratios (o = 1: k/2) exact.
+  const double down = static_cast<double>(n.switch_radix) * n.oversubscription / (n.oversubscription + 1.0);
+  return static_cast<int>(std::ceil(down - 1e-9));
+}
+
+long long max_leaves_per_plane(const NetworkSpec& n) {
+  const long long k = n.switch_radix;
+  return n.tiers == 3 ? k * (k / 2) : k;
+}
+
+long long max_nodes(const ClusterSpec& c) {
+  const long long down = leaf_down_ports(c.network), leaves = max_leaves_per_plane(c.network);
+  if (c.network.topology == TopologyKind::RailOptimized) return leaves / c.gpus_per_node * down;
+  return leaves * down / (c.gpus_per_node / c.network.planes);
+}
+
 namespace {
 
+TopologyKind parse_topology_kind(JsonObject& net) {
+  const std::string topo = net.choice("topology", {"multi-plane-fat-tree", "fat-tree", "rail-optimized"});
+  if (topo == "fat-tree") return TopologyKind::FatTree;
+  if (topo == "rail-optimized") return TopologyKind::RailOptimized;
+  return TopologyKind::MultiPlaneFatTree;
+}
+
+int parse_planes(JsonObject& net, TopologyKind kind, int gpus_per_node) {
+  if (kind == TopologyKind::MultiPlaneFatTree) {
+    const int planes = static_cast<int>(net.integer_or("planes", gpus_per_node, 1, 1024));
+    if (gpus_per_node % planes != 0)
+      net.fail("planes", fmt::format("a divisor of gpus_per_node ({}): local rank r sits on plane r % planes",
+                                     gpus_per_node));
+    return planes;
+  }
+  const int planes = static_cast<int>(net.integer_or("planes", 1, 1, 1024));
+  if (planes != 1)
+    net.fail("planes", fmt::format("1 for a {} (use \"multi-plane-fat-tree\" for several planes)", to_string(kind)));
+  return planes;
+}
+
+// One element of "faults": exactly one of link / switch / nic / plane, and
+// bandwidth_factor only with link or nic.
+FabricFault parse_fault(const Json& j, const std::string& file, const std::string& path, const ClusterSpec& c) {
+  JsonObject f(j, file, path);
+  FabricFault fault;
+  int targets = 0;
+  for (const char* key : {"link", "switch", "nic", "plane"}) targets += f.has(key) ? 1 : 0;
+  if (targets == 0) f.finish();  // a misspelled key gets its "did you mean"
+  if (targets != 1)
+    throw InputError(file, path, describe_json(j), "an object with exactly one of \"link\", \"switch\", \"nic\", \"plane\"");
+  if (f.has("link")) {
+    fault.target = FaultTarget::Link;
+    fault.name = f.string("link");
+  } else if (f.has("switch")) {
+    fault.target = FaultTarget::Switch;
+    fault.name = f.string("switch");
+  } else if (f.has("nic")) {
+    fault.target = FaultTarget::Nic;
+    fault.index = static_cast<int>(f.integer("nic", 0, c.total_gpus() - 1));
+  } else {
+    fault.target = FaultTarget::Plane;
+    fault.index = static_cast<int>(f.integer("plane", 0, c.network.planes - 1));
+  }
+  if (f.has("bandwidth_factor")) {
+    if (fault.target != FaultTarget::Link && fault.target != FaultTarget::Nic)
+      f.fail("bandwidth_factor", "no bandwidth_factor: only a link or a NIC can be degraded");
+    fault.bandwidth_factor = f.number("bandwidth_factor", 0.0, 1.0);
+    if (!(fault.bandwidth_factor > 0.0))
+      f.fail("bandwidth_factor", "a factor in (0, 1] (leave it out to take the element down)");
+  }
+  f.finish();
+  return fault;
+}
+
+std::vector<FabricFault> parse_faults(JsonObject& net, const ClusterSpec& c) {
+  std::vector<FabricFault> faults;
+  const Json* arr = net.raw_optional("faults");
+  if (arr == nullptr) return faults;
+  if (!arr->is_array())
+    throw InputError(net.file(), net.child_path("faults"), describe_json(*arr), "an array of fault objects");
+  for (std::size_t i = 0; i < arr->size(); ++i)
+    faults.push_back(parse_fault((*arr)[i], net.file(), fmt::format("{}/{}", net.child_path("faults"), i), c));
+  return faults;
+}
+
+// Everything but the faults, which need the node shape (parsed by the caller).
 NetworkSpec parse_network(JsonObject& net, int gpus_per_node) {
   NetworkSpec n;
-  const std::string topo = net.choice("topology", {"multi-plane-fat-tree", "fat-tree"});
-  n.topology = topo == "fat-tree" ? TopologyKind::FatTree : TopologyKind::MultiPlaneFatTree;
-
-  if (n.topology == TopologyKind::MultiPlaneFatTree) {
-    n.planes = static_cast<int>(net.integer_or("planes", gpus_per_node, 1, 1024));
-    if (n.planes != gpus_per_node)
-      net.fail("planes", fmt::format("{} (= gpus_per_node): in a multi-plane fat-tree each GPU-NIC pair "
-                                     "sits on its own plane",
-                                     gpus_per_node));
-  } else {
-    n.planes = static_cast<int>(net.integer_or("planes", 1, 1, 1024));
-    if (n.planes != 1)
-      net.fail("planes", "1 for a plain fat-tree (use \"multi-plane-fat-tree\" for several planes)");
-  }
-
+  n.topology = parse_topology_kind(net);
+  n.planes = parse_planes(net, n.topology, gpus_per_node);
   n.tiers = static_cast<int>(net.integer("tiers", 1, 16));
-  if (n.tiers == 3)
-    net.fail("tiers", "2; 3-tier fat-trees are not yet supported");
-  if (n.tiers != 2) net.fail("tiers", "2 (only 2-tier leaf/spine fat-trees are supported)");
+  if (n.tiers != 2 && n.tiers != 3)
+    net.fail("tiers", "2 (leaf/spine) or 3 (leaf/aggregation/core)");
 
   n.switch_radix = static_cast<int>(net.integer("switch_radix", 4, 4096));
   if (n.switch_radix % 2 != 0)
     net.fail("switch_radix", "an even integer >= 4 (half the ports go down, half up)");
+  n.oversubscription = net.number_or("oversubscription", 1.0, 1.0, 1e3);
+  if (leaf_down_ports(n) >= n.switch_radix)
+    net.fail("oversubscription", fmt::format("a ratio that leaves a radix-{} leaf at least one up port (< {})",
+                                             n.switch_radix, n.switch_radix - 1));
 
   n.nic_bandwidth = gbits_per_s(net.number("nic_Gbps", 1.0, 1e6));
   n.switch_latency = Time::us(net.number_or("switch_latency_us", kDefaultSwitchLatencyUs, 0.0, 1e4));
   n.nic_latency = Time::us(net.number_or("nic_latency_us", kDefaultNicLatencyUs, 0.0, 1e4));
-  net.finish();
   return n;
+}
+
+void check_size(JsonObject& cluster, const ClusterSpec& c) {
+  const NetworkSpec& n = c.network;
+  const long long limit = max_nodes(c);
+  if (c.nodes <= limit) return;
+  const std::string shape =
+      n.topology == TopologyKind::RailOptimized
+          ? fmt::format("each of the {} rails of a rail-optimized fabric needs its own leaves", c.gpus_per_node)
+          : fmt::format("each node puts {} NIC(s) on each of the {} plane(s)", c.gpus_per_node / n.planes, n.planes);
+  cluster.fail("nodes", fmt::format("at most {} nodes: a {}-tier fat-tree of radix {} holds at most {} leaves of {} "
+                                    "down ports per plane ({} endpoints; 1:1 2-tier: radix^2/2) and {}",
+                                    limit, n.tiers, n.switch_radix, max_leaves_per_plane(n), leaf_down_ports(n),
+                                    max_leaves_per_plane(n) * leaf_down_ports(n), shape));
+}
+
+// Builds the fabric once so that fault names, and whether the faults leave
+// every GPU reachable, are reported against the scenario file.
+void check_faults(const JsonObject& net, const ClusterSpec& c) {
+  if (c.network.faults.empty()) return;
+  try {
+    (void)Topology::build(c);
+  } catch (const FabricFaultError& e) {
+    const std::string base = net.child_path("faults");
+    const std::string path = e.fault_index() < 0 ? base : fmt::format("{}/{}/{}", base, e.fault_index(), e.key());
+    throw InputError(net.file(), path, e.value(), e.expected());
+  }
 }
 
 }  // namespace
@@ -79,16 +193,10 @@ ClusterSpec parse_cluster(JsonObject& cluster) {
 
   JsonObject net = cluster.object("network");
   c.network = parse_network(net, c.gpus_per_node);
-
-  const long long per_node_per_plane = c.gpus_per_node / c.network.planes;
-  const long long max_ep = max_endpoints_two_tier(c.network.switch_radix);
-  const long long endpoints = static_cast<long long>(c.nodes) * per_node_per_plane;
-  if (endpoints > max_ep)
-    cluster.fail("nodes", fmt::format("at most {} nodes: a 2-tier fat-tree of radix {} connects {}^2/2 = {} "
-                                      "endpoints per plane and each node puts {} NIC(s) on each of the {} "
-                                      "plane(s)",
-                                      max_ep / per_node_per_plane, c.network.switch_radix, c.network.switch_radix,
-                                      max_ep, per_node_per_plane, c.network.planes));
+  check_size(cluster, c);
+  c.network.faults = parse_faults(net, c);
+  net.finish();
+  check_faults(net, c);
   cluster.finish();
   return c;
 }
@@ -107,6 +215,16 @@ nlohmann::json to_json(const ClusterSpec& c) {
   n["nic_Gbps"] = c.network.nic_bandwidth.value() * 8.0 / 1e9;
   n["switch_latency_us"] = c.network.switch_latency.to_us();
   n["nic_latency_us"] = c.network.nic_latency.to_us();
+  n["oversubscription"] = c.network.oversubscription;
+  Json faults = Json::array();
+  for (const FabricFault& f : c.network.faults) {
+    Json o = Json::object();
+    if (f.target == FaultTarget::Link || f.target == FaultTarget::Switch) o[to_string(f.target)] = f.name;
+    else o[to_string(f.target)] = f.index;
+    if (f.bandwidth_factor > 0.0) o["bandwidth_factor"] = f.bandwidth_factor;
+    faults.push_back(o);
+  }
+  n["faults"] = faults;
   j["network"] = n;
   return j;
 }

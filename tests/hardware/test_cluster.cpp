@@ -90,24 +90,24 @@ TEST_CASE("unknown GPU preset in a cluster points at /cluster/gpu") {
 }
 
 TEST_CASE("cluster rejections name the path, the value and the limit") {
-  SUBCASE("3 tiers: not yet supported") {
+  SUBCASE("4 tiers") {
     Json j = deepseek_cluster();
-    j["network"]["tiers"] = 3;
+    j["network"]["tiers"] = 4;
     InputError e = parse_error(j);
     CHECK(e.json_path() == "/cluster/network/tiers");
-    CHECK(e.expected().find("not yet supported") != std::string::npos);
+    CHECK(e.expected().find("2 (leaf/spine) or 3") != std::string::npos);
   }
   SUBCASE("1 tier") {
     Json j = deepseek_cluster();
     j["network"]["tiers"] = 1;
     CHECK(parse_error(j).json_path() == "/cluster/network/tiers");
   }
-  SUBCASE("multi-plane planes != gpus_per_node") {
+  SUBCASE("multi-plane planes not a divisor of gpus_per_node") {
     Json j = deepseek_cluster();
-    j["network"]["planes"] = 4;
+    j["network"]["planes"] = 3;
     InputError e = parse_error(j);
     CHECK(e.json_path() == "/cluster/network/planes");
-    CHECK(e.value().find('4') != std::string::npos);
+    CHECK(e.value().find('3') != std::string::npos);
     CHECK(e.expected().find('8') != std::string::npos);
   }
   SUBCASE("fat-tree with several planes") {

@@ -242,9 +242,9 @@ TEST_CASE("Topology::build rejects parameters it cannot wire") {
   { ClusterSpec c = ok; c.nodes = 0; rejects(c); }
   { ClusterSpec c = ok; c.gpus_per_node = 0; c.nics_per_node = 0; rejects(c); }
   { ClusterSpec c = ok; c.nics_per_node = 4; rejects(c); }
-  { ClusterSpec c = ok; c.network.planes = 4; rejects(c); }                 // multi-plane needs 8
+  { ClusterSpec c = ok; c.network.planes = 3; rejects(c); }                 // multi-plane: a divisor of 8
   { ClusterSpec c = ok; c.network.topology = TopologyKind::FatTree; rejects(c); }  // fat-tree needs 1
-  { ClusterSpec c = ok; c.network.tiers = 3; rejects(c); }
+  { ClusterSpec c = ok; c.network.tiers = 4; rejects(c); }
   { ClusterSpec c = ok; c.network.tiers = 1; rejects(c); }
   { ClusterSpec c = ok; c.network.switch_radix = 63; rejects(c); }
   { ClusterSpec c = ok; c.network.switch_radix = 2; rejects(c); }
