@@ -69,6 +69,11 @@ int main(int argc, char** argv) {
   simulate->add_option("--calibration", calibration_override,
                        "calibration profile to use instead of the scenario's (a name in data/calibration or a file)");
   simulate->add_flag("--quiet", quiet, "do not print the summary");
+  std::string fidelity = "auto";
+  simulate->add_option("--fidelity", fidelity,
+                       "auto | full | collapsed: simulate every GPU (full), one replica per pipeline rank "
+                       "(collapsed; refused when replicas differ), or collapsed only when provably exact (auto)")
+      ->check(CLI::IsMember({"auto", "full", "collapsed"}));
 
   std::string import_file, out_file, device = "auto";
   bool quick = false;
@@ -162,7 +167,11 @@ int main(int argc, char** argv) {
       check_writable(trace_file);
       auto scenario = trainsim::app::load_scenario(scenario_file);
       if (!calibration_override.empty()) scenario.calibration = calibration_override;
-      const auto sim = trainsim::app::simulate(scenario);
+      trainsim::app::SimulateOptions opts;
+      opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
+                      : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
+                                                : trainsim::app::FidelityChoice::Auto;
+      const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim);
       // Build every output before writing any of them.
       const std::string report_text = report.dump(2) + "\n";

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "trainsim/common/error.hpp"
+
 #include <cmath>
 #include <map>
 #include <tuple>
@@ -10,8 +12,41 @@ namespace trainsim::app {
 
 using model::ChunkOpType;
 
-Simulation simulate(const Scenario& scenario) {
-  Simulation sim{scenario, hw::load_profile(scenario.calibration), {}};
+std::vector<std::string> symmetry_breakers(const Scenario& scenario) {
+  std::vector<std::string> why;
+  if (scenario.stragglers.any()) why.push_back("stragglers");
+  return why;
+}
+
+namespace {
+
+// The fidelity to run at, and why.
+std::pair<model::Fidelity, std::string> choose_fidelity(const Scenario& sc, FidelityChoice choice,
+                                                        const std::string& option) {
+  const std::vector<std::string> why = symmetry_breakers(sc);
+  std::string list;
+  for (const auto& w : why) list += (list.empty() ? "" : ", ") + w;
+  switch (choice) {
+    case FidelityChoice::Full: return {model::Fidelity::Full, "asked for (--fidelity full)"};
+    case FidelityChoice::Collapsed:
+      if (!why.empty())
+        throw InputError(sc.file, "", fmt::format("{} collapsed with {}", option, list),
+                         "full or auto fidelity: the replicas of a pipeline rank are not identical");
+      return {model::Fidelity::Collapsed, "asked for (--fidelity collapsed)"};
+    case FidelityChoice::Auto: break;
+  }
+  if (!why.empty()) return {model::Fidelity::Full, "the scenario breaks the symmetry between replicas: " + list};
+  return {model::Fidelity::Collapsed,
+          "every replica of a pipeline rank has the same work, speed, routing and routes: one replica per rank "
+          "is simulated, collectives still carry their whole group's traffic"};
+}
+
+}  // namespace
+
+Simulation simulate(const Scenario& scenario, const SimulateOptions& options, const std::string& option) {
+  Simulation sim{scenario, hw::load_profile(scenario.calibration), {}, {}};
+  const auto [fidelity, reason] = choose_fidelity(scenario, options.fidelity, option);
+  sim.fidelity_reason = reason;
   model::StepInputs in;
   in.arch = &sim.scenario.arch;
   in.cluster = &sim.scenario.cluster;
@@ -20,6 +55,8 @@ Simulation simulate(const Scenario& scenario) {
   in.seq_len = sim.scenario.training.seq_len;
   in.microbatches = sim.scenario.microbatches_per_step();
   in.profile = &sim.profile;
+  in.fidelity = fidelity;
+  in.slowdown = scenario.stragglers.factors(scenario.cluster.total_gpus());
   sim.step = model::simulate_step(in);
   return sim;
 }
@@ -32,6 +69,40 @@ nlohmann::json layer_list(const std::vector<model::LayerKind>& layers) {
   nlohmann::json j = nlohmann::json::array();
   for (auto k : layers) j.push_back(model::to_string(k));
   return j;
+}
+
+// How the step was executed on the cluster, and what bounded it.
+nlohmann::json cluster_block(const Simulation& sim) {
+  const model::StepResult& st = sim.step;
+  const Scenario& sc = sim.scenario;
+  const int per_rank = sc.plan.dp * sc.plan.tp;
+  nlohmann::json c;
+  c["fidelity"] = model::to_string(st.fidelity);
+  c["fidelity_reason"] = sim.fidelity_reason;
+  c["simulated_gpus"] = st.simulated_gpus;
+  c["events"] = st.events;
+  c["flows"] = st.flows;
+  c["collectives"] = st.collectives;
+  const int g = st.critical_gpu;
+  c["critical_gpu"] = {{"gpu", g},
+                       {"node", g / sc.cluster.gpus_per_node},
+                       {"pipeline_rank", g / per_rank},
+                       {"replica", g % per_rank},
+                       {"note", "the GPU whose optimizer step ends last: it ends the step"}};
+  const model::GroupStats& cg = st.critical_group;
+  if (cg.instances > 0) {
+    c["critical_group"] = {
+        {"kind", model::to_string(cg.kind)},
+        {"group", cg.group},
+        {"members", st.critical_group_members},
+        {"collectives", cg.instances},
+        {"total_s", cg.total.to_seconds()},
+        {"waiting_for_last_member_s", cg.waiting.to_seconds()},
+        {"slowest_member", cg.slowest_member >= 0 ? nlohmann::json(cg.slowest_member) : nlohmann::json(nullptr)},
+        {"note", "the expert- or tensor-parallel group whose collectives took longest in all (first arrival to "
+                 "end), and the member the others waited for most"}};
+  }
+  return c;
 }
 
 }  // namespace
@@ -83,6 +154,8 @@ nlohmann::json make_report(const Simulation& sim) {
   b["other_s"] = step_s - accounted;
   b["note"] = "seconds per step on the pipeline rank that ends the step; compute + exposed communication + bubble + optimizer + other = step_time_s";
   r["breakdown"] = b;
+
+  r["cluster_simulation"] = cluster_block(sim);
 
   const auto& pm = st.peak_memory;
   nlohmann::json mem;
@@ -200,6 +273,21 @@ std::string summary_text(const nlohmann::json& r) {
   s += fmt::format("GPU-hours / 1T tok  {:.0f}\n", num("gpu_hours_per_trillion_tokens"));
   s += fmt::format("whole run           {:.0f} GPU-hours, {:.1f} days, ${:.2f}M\n", num("total_gpu_hours"),
                    num("wall_clock_days"), num("total_cost_usd") / 1e6);
+  const auto& cs = r.at("cluster_simulation");
+  s += fmt::format("simulated           {} of {} GPUs ({}): {}\n", cs.at("simulated_gpus").get<int>(),
+                   r.at("gpus").get<int>(), cs.at("fidelity").get<std::string>(),
+                   cs.at("fidelity_reason").get<std::string>());
+  s += fmt::format("critical GPU        {} (node {}, pipeline rank {})\n", cs.at("critical_gpu").at("gpu").get<int>(),
+                   cs.at("critical_gpu").at("node").get<int>(), cs.at("critical_gpu").at("pipeline_rank").get<int>());
+  if (cs.contains("critical_group")) {
+    const auto& g = cs.at("critical_group");
+    const auto& m = g.at("members");
+    const auto& slow = g.at("slowest_member");
+    s += fmt::format("critical group      {} group {} (GPUs {}..{}): {:.3f} s in collectives, {:.3f} s waiting for {}\n",
+                     g.at("kind").get<std::string>(), g.at("group").get<int>(), m.front().get<int>(),
+                     m.back().get<int>(), g.at("total_s").get<double>(), g.at("waiting_for_last_member_s").get<double>(),
+                     slow.is_null() ? std::string("no member") : fmt::format("GPU {} most", slow.get<int>()));
+  }
   s += fmt::format("step breakdown (pipeline rank {}, the one that ends the step):\n", b.at("rank").get<int>());
   s += fmt::format("  compute           {:.3f} s\n", b.at("compute_s").get<double>());
   s += fmt::format("  exposed comm      dispatch {:.3f} s, combine {:.3f} s, TP {:.3f} s, PP {:.3f} s, DP {:.3f} s\n",

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "trainsim/common/json_reader.hpp"
 #include "trainsim/hardware/gpu.hpp"
 #include "trainsim/model/schedule.hpp"
@@ -39,6 +41,30 @@ model::ParallelPlan parse_plan(JsonObject& p) {
   plan.comm_sms = static_cast<int>(p.integer_or("comm_sms", 0, 0, 4096));
   p.finish();
   return plan;
+}
+
+// /stragglers: {"gpus": [{"gpu": 17, "slowdown": 1.2}, ...],
+//               "spread": {"sigma": 0.02, "seed": 1}}
+StragglerSpec parse_stragglers(JsonObject& o, int gpus) {
+  StragglerSpec s;
+  if (const Json* list = o.raw_optional("gpus")) {
+    if (!list->is_array()) o.fail("gpus", "an array of {\"gpu\": id, \"slowdown\": factor} objects");
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      JsonObject g((*list)[i], o.file(), fmt::format("{}/{}", o.child_path("gpus"), i));
+      StragglerSpec::Listed l;
+      l.gpu = static_cast<int>(g.integer("gpu", 0, gpus - 1));
+      l.slowdown = g.number("slowdown", 1.0, 100.0);
+      g.finish();
+      s.gpus.push_back(l);
+    }
+  }
+  if (auto sp = o.object_optional("spread")) {
+    s.spread_sigma = sp->number("sigma", 0.0, 1.0);
+    s.seed = static_cast<std::uint64_t>(sp->integer_or("seed", 0, 0, (1LL << 53)));
+    sp->finish();
+  }
+  o.finish();
+  return s;
 }
 
 // Layout checks that need the whole scenario. Each names the key to change.
@@ -156,9 +182,36 @@ Scenario parse_scenario(const nlohmann::json& j, const std::string& file) {
     cost->finish();
   }
   s.calibration = root.string_or("calibration", "h800");
+  if (auto st = root.object_optional("stragglers")) s.stragglers = parse_stragglers(*st, s.cluster.total_gpus());
   root.finish();
   check_layout(s, file);
   return s;
+}
+
+namespace {
+// splitmix64: a counter-based draw, the same for a GPU whatever the order.
+double unit_draw(std::uint64_t seed, std::uint64_t counter) {
+  std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * (counter + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return (static_cast<double>(z >> 11) + 0.5) / 9007199254740992.0;  // (0, 1)
+}
+}  // namespace
+
+std::vector<double> StragglerSpec::factors(int n) const {
+  if (!any()) return {};
+  std::vector<double> f(static_cast<std::size_t>(n), 1.0);
+  if (spread_sigma > 0)
+    for (int g = 0; g < n; ++g) {
+      // Box-Muller from two counter-based uniforms: |z| ~ half-normal.
+      const double u1 = unit_draw(seed, 2ull * static_cast<std::uint64_t>(g));
+      const double u2 = unit_draw(seed, 2ull * static_cast<std::uint64_t>(g) + 1);
+      const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+      f[static_cast<std::size_t>(g)] = std::exp(spread_sigma * std::abs(z));
+    }
+  for (const auto& l : gpus) f[static_cast<std::size_t>(l.gpu)] *= l.slowdown;
+  return f;
 }
 
 Scenario load_scenario(const std::string& file) { return parse_scenario(parse_json_file(file), file); }
@@ -186,6 +239,11 @@ nlohmann::json to_json(const Scenario& s) {
                    {"tokens", s.training.tokens}};
   j["cost"] = {{"usd_per_gpu_hour", s.usd_per_gpu_hour}};
   j["calibration"] = s.calibration;
+  if (s.stragglers.any()) {
+    nlohmann::json g = nlohmann::json::array();
+    for (const auto& l : s.stragglers.gpus) g.push_back({{"gpu", l.gpu}, {"slowdown", l.slowdown}});
+    j["stragglers"] = {{"gpus", g}, {"spread", {{"sigma", s.stragglers.spread_sigma}, {"seed", s.stragglers.seed}}}};
+  }
   return j;
 }
 

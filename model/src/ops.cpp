@@ -31,6 +31,9 @@ const char* to_string(CommKind c) {
     case CommKind::TpAllReduce: return "tp_all_reduce";
     case CommKind::TpAllGather: return "tp_all_gather";
     case CommKind::TpReduceScatter: return "tp_reduce_scatter";
+    case CommKind::DpReduceScatter: return "dp_reduce_scatter";
+    case CommKind::DpAllGather: return "dp_all_gather";
+    case CommKind::DpAllReduce: return "dp_all_reduce";
   }
   return "?";
 }

@@ -8,7 +8,9 @@
 #include <stdexcept>
 
 #include "trainsim/hardware/topology.hpp"
-#include "trainsim/sim/collectives.hpp"
+#include "trainsim/model/cluster_exec.hpp"
+#include "trainsim/model/cluster_layout.hpp"
+#include "trainsim/model/moe_traffic.hpp"
 
 namespace trainsim::model {
 
@@ -58,16 +60,198 @@ std::vector<int> partition_layers(const std::vector<double>& cost, int stages) {
 
 namespace {
 
-int gpu_id(const ParallelPlan& p, int pp_rank, int dp_idx, int tp_idx) {
-  return pp_rank * p.dp * p.tp + dp_idx * p.tp + tp_idx;
-}
-
 // Parameters of routed experts in one layer (all experts, unsharded).
 double routed_expert_params(const Architecture& a, LayerKind k) {
   if (!a.moe) return 0;
   if (k != LayerKind::Moe && k != LayerKind::Mtp) return 0;
   const double mats = a.activation == FfnActivation::SwiGLU ? 3.0 : 2.0;
   return static_cast<double>(a.moe->routed_experts) * mats * a.hidden * static_cast<double>(a.moe->expert_ffn_hidden);
+}
+
+// Overlapped F&B pairs of the schedule, each simulated alone on one GPU's
+// two streams: reported per pair (the step itself runs on the cluster).
+void pair_costs(StepResult& r) {
+  std::map<std::pair<int, int>, bool> seen;
+  for (const auto& ops : r.schedule.per_rank)
+    for (const ScheduleOp& op : ops) {
+      if (op.type != ChunkOpType::FB || seen[{op.fwd.stage, op.bwd.stage}]) continue;
+      seen[{op.fwd.stage, op.bwd.stage}] = true;
+      const auto res = simulate_chunks({&r.program_f[static_cast<std::size_t>(op.fwd.stage)],
+                                        &r.program_bw[static_cast<std::size_t>(op.bwd.stage)]});
+      r.pairs.push_back(PairCost{op.fwd.stage, op.bwd.stage, res.makespan, res.compute_busy, res.comm_busy, res.exposed});
+    }
+}
+
+// Copies of a stage along the pipeline: 2 under DualPipe (rank r and rank
+// pp-1-r both hold stage r), 1 otherwise; the schedule says.
+int stage_copies(const Schedule& s) {
+  std::vector<int> holders(static_cast<std::size_t>(s.stages), 0);
+  for (int rk = 0; rk < s.ranks; ++rk)
+    for (int st : s.stages_of_rank(rk)) ++holders[static_cast<std::size_t>(st)];
+  return *std::max_element(holders.begin(), holders.end());
+}
+
+// Gradient synchronisation and optimizer work of each pipeline rank.
+// Gradients are reduced in FP32 and parameters gathered in BF16
+// (DeepSeek-V3 report §3.3: FP32 weight gradients, BF16 compute weights).
+// AdamW over this GPU's shard reads FP32 master weight and gradient and BF16
+// moments and writes master, moments and the BF16 weight: 4+4+2+2 read,
+// 4+2+2+2 written = 22 bytes per parameter (BF16 moments per the V3 report).
+std::vector<TailWork> tail_work(const StepResult& r, const ParallelPlan& plan, const hw::KernelTimer& timer) {
+  constexpr double kGradBytes = 4.0, kParamBytes = 2.0, kAdamBytes = 22.0;
+  std::vector<TailWork> out;
+  for (int rk = 0; rk < r.schedule.ranks; ++rk) {
+    double dense = 0, expert = 0;
+    for (int s : r.schedule.stages_of_rank(rk)) {
+      const StageCost& sc = r.stages[static_cast<std::size_t>(s)];
+      dense += sc.params_per_gpu - sc.expert_params_per_gpu;
+      expert += sc.expert_params_per_gpu;
+    }
+    TailWork t;
+    t.all_reduce = plan.zero_stage == 0;
+    const bool dense_sync = r.dp_group_dense > 1, expert_sync = r.dp_group_expert > 1;
+    t.dense_grad_bytes = dense_sync ? dense * kGradBytes : 0;
+    t.expert_grad_bytes = expert_sync ? expert * kGradBytes : 0;
+    t.dense_param_bytes = dense_sync && !t.all_reduce ? dense * kParamBytes : 0;
+    t.expert_param_bytes = expert_sync && !t.all_reduce ? expert * kParamBytes : 0;
+    const double shard = plan.zero_stage >= 1 ? dense / r.dp_group_dense + expert / r.dp_group_expert : dense + expert;
+    t.optimizer = timer.memory(ByteCount(shard * kAdamBytes));
+    out.push_back(t);
+  }
+  return out;
+}
+
+// Rings for tensor- and data-parallel collectives; the MoE all-to-all as
+// DeepEP moves it (model/moe_traffic).
+class StepTraffic {
+ public:
+  StepTraffic(const StepInputs& in, const hw::Topology& topo) : topo_(topo) {
+    const Architecture& a = *in.arch;
+    if (!a.moe || in.plan->ep <= 1) return;
+    const MoeConfig& m = *a.moe;
+    OpContext c;
+    c.micro_batch_size = in.plan->micro_batch_size;
+    c.seq_len = in.seq_len;
+    c.tp = in.plan->tp;
+    c.ep = in.plan->ep;
+    c.gpus_per_node = in.cluster->gpus_per_node;
+    // The accounting's logical bytes per GPU are tokens x nodes per token x
+    // bytes per token; the flow model needs the tokens and the bytes per token.
+    tokens_ = static_cast<double>(in.plan->micro_batch_size) * static_cast<double>(in.seq_len) / in.plan->tp;
+    nodes_per_token_ = dispatch_nodes_per_token(a, c);
+    base_.routed_experts = m.routed_experts;
+    base_.tokens_per_gpu = tokens_;
+    base_.top_k = m.experts_per_token;
+    const int nodes = std::max(1, (in.plan->ep + c.gpus_per_node - 1) / c.gpus_per_node);
+    const int per_group = m.expert_groups > 0 ? std::max(1, (nodes + m.expert_groups - 1) / m.expert_groups) : 1;
+    base_.max_nodes_per_token = m.max_groups_per_token > 0 ? m.max_groups_per_token * per_group : 0;
+    base_.combine_bytes_per_token = bf16_bytes_per_token(a.hidden);
+  }
+
+  CollectiveTraffic operator()(CommKind kind, const std::vector<int>& m, double bytes) const {
+    const int n = static_cast<int>(m.size());
+    switch (kind) {
+      case CommKind::TpAllReduce:
+      case CommKind::DpAllReduce: return {ring_transfers(m, bytes, 2), 2 * (n - 1)};
+      case CommKind::TpAllGather:
+      case CommKind::TpReduceScatter:
+      case CommKind::DpReduceScatter:
+      case CommKind::DpAllGather: return {ring_transfers(m, bytes, 1), n - 1};
+      case CommKind::EpDispatch:
+      case CommKind::EpCombine: return moe(kind, m, bytes);
+      case CommKind::None: break;
+    }
+    return {};
+  }
+
+ private:
+  CollectiveTraffic moe(CommKind kind, const std::vector<int>& m, double bytes) const {
+    MoeTrafficParams p = base_;
+    p.ep_group = m;
+    p.dispatch_bytes_per_token = bytes / (tokens_ * nodes_per_token_);
+    p.combine_bytes_per_token = p.dispatch_bytes_per_token;
+    const MoeTraffic t = moe_traffic(topo_, p, kind == CommKind::EpDispatch ? MoePhase::Dispatch : MoePhase::Combine);
+    CollectiveTraffic out;
+    out.transfers.reserve(t.transfers.size());
+    for (const MoeTransfer& x : t.transfers) out.transfers.push_back(GpuTransfer{x.src_gpu, x.dst_gpu, x.bytes});
+    // The IB hop and the NVLink forward are pipelined; their latencies add.
+    out.sequential_steps = 1;
+    return out;
+  }
+
+  const hw::Topology& topo_;
+  MoeTrafficParams base_;
+  double tokens_ = 0;
+  double nodes_per_token_ = 1;
+};
+
+bool is_tp_kind(CommKind k) {
+  return k == CommKind::TpAllReduce || k == CommKind::TpAllGather || k == CommKind::TpReduceScatter;
+}
+
+void fill_breakdown(StepResult& r, const ClusterLayout& layout, const ClusterExecResult& cr) {
+  const auto it = std::find_if(cr.gpus.begin(), cr.gpus.end(),
+                               [&](const GpuStats& g) { return g.gpu == cr.critical_gpu; });
+  const GpuStats& c = *it;
+  StepBreakdown& bd = r.breakdown;
+  bd.rank = layout.rank_of(c.gpu);
+  bd.compute = c.compute;
+  bd.exposed_ep = c.exposed;
+  bd.exposed_pp = c.exposed_pp;
+  bd.bubble = max(Time::zero(), c.pipeline_end - c.busy - c.exposed_pp);
+  bd.dp_sync = c.sync_end - c.pipeline_end;
+  bd.optimizer = c.end - c.sync_end;
+}
+
+// The step as one discrete-event execution over the cluster.
+void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& timer) {
+  const ParallelPlan& plan = *in.plan;
+  const hw::Topology topo = hw::Topology::build(*in.cluster);
+  const ClusterLayout layout(plan, r.schedule);
+  const int copies = stage_copies(r.schedule);
+  r.dp_group_dense = plan.dp * copies;
+  r.dp_group_expert = std::max(1, plan.dp * plan.tp / plan.ep) * copies;
+
+  ClusterExecInputs ci;
+  ci.schedule = &r.schedule;
+  ci.layout = &layout;
+  ci.topology = &topo;
+  ci.program_f = &r.program_f;
+  ci.program_b = &r.program_b;
+  ci.program_w = &r.program_w;
+  ci.program_bw = &r.program_bw;
+  ci.activation_bytes = static_cast<double>(plan.micro_batch_size) * static_cast<double>(in.seq_len) *
+                        in.arch->hidden * 2.0 / (plan.sequence_parallel ? plan.tp : 1);
+  ci.tail = tail_work(r, plan, timer);
+  ci.slowdown = in.slowdown;
+  const StepTraffic traffic(in, topo);
+  ci.traffic = [&traffic](CommKind k, const std::vector<int>& m, double bytes) { return traffic(k, m, bytes); };
+  NetworkEfficiency eff;
+  eff.comm_sms = plan.comm_sms > 0 ? plan.comm_sms : eff.saturating_comm_sms;
+  ci.link_capacity_Bps = effective_capacities_Bps(topo, eff);
+  ci.fidelity = in.fidelity;
+  ClusterExecResult cr = execute_cluster(ci);
+
+  fill_breakdown(r, layout, cr);
+  r.exec = std::move(cr.exec);
+  r.makespan = r.exec.makespan;
+  r.step_time = cr.step_time;
+  r.fidelity = in.fidelity;
+  r.critical_gpu = cr.critical_gpu;
+  r.critical_group = cr.critical_group;
+  if (cr.critical_group.instances > 0)
+    r.critical_group_members = is_tp_kind(cr.critical_group.kind) ? layout.tp_members(cr.critical_group.group)
+                                                                  : layout.ep_members(cr.critical_group.group);
+  r.simulated_gpus = cr.simulated_gpus;
+  r.events = cr.events;
+  r.flows = cr.flows;
+  r.collectives = cr.collectives;
+  if (plan.pp > 1) {
+    const sim::Route route = topo.route(layout.gpu(0, 0), layout.gpu(1, 0));
+    r.p2p_seconds = (topo.path_latency(layout.gpu(0, 0), layout.gpu(1, 0)) +
+                     Time::seconds(ci.activation_bytes / topo.links()[static_cast<std::size_t>(route.front())].capacity.value()))
+                        .to_seconds();
+  }
 }
 
 }  // namespace
@@ -185,191 +369,8 @@ StepResult simulate_step(const StepInputs& in) {
     r.program_w.push_back(std::move(w));
     r.program_bw.push_back(std::move(bw));
   }
-  const auto& prog_f = r.program_f;
-  const auto& prog_bw = r.program_bw;
-
-
-  std::map<std::pair<int, int>, std::size_t> pair_index;
-  auto pair_cost = [&](int fs, int bs) -> const PairCost& {
-    auto key = std::make_pair(fs, bs);
-    auto it = pair_index.find(key);
-    if (it != pair_index.end()) return r.pairs[it->second];
-    const auto res = simulate_chunks({&prog_f[static_cast<std::size_t>(fs)], &prog_bw[static_cast<std::size_t>(bs)]});
-    PairCost pc{fs, bs, res.makespan, res.compute_busy, res.comm_busy, res.exposed};
-    r.pairs.push_back(pc);
-    pair_index[key] = r.pairs.size() - 1;
-    return r.pairs.back();
-  };
-
-  auto duration = [&](const ScheduleOp& op, int /*rank*/) -> Time {
-    const auto& fs = r.stages[static_cast<std::size_t>(op.fwd.stage)];
-    const auto& bs = r.stages[static_cast<std::size_t>(op.bwd.stage)];
-    switch (op.type) {
-      case ChunkOpType::F: return fs.forward;
-      case ChunkOpType::B: return bs.backward_input;
-      case ChunkOpType::W: return bs.backward_weight;
-      case ChunkOpType::BW: return bs.backward_full;
-      case ChunkOpType::FB: return pair_cost(op.fwd.stage, op.bwd.stage).duration;
-    }
-    return Time::zero();
-  };
-
-  // ---- pipeline transfers on the fabric ----
-  const hw::Topology topo = hw::Topology::build(cluster);
-  const double act_bytes = static_cast<double>(plan.micro_batch_size) * static_cast<double>(in.seq_len) *
-                           arch.hidden * 2.0 / (plan.sequence_parallel ? plan.tp : 1);
-  auto idle_transfer = [&](int src_gpu, int dst_gpu, double bytes) {
-    const sim::CollectiveSchedule one = sim::point_to_point(ByteCount(bytes));
-    const std::vector<int> members{src_gpu, dst_gpu};
-    return sim::collective_time_idle(topo.links(), one, [&](int a, int b) {
-      return topo.route(members[static_cast<std::size_t>(a)], members[static_cast<std::size_t>(b)]);
-    });
-  };
-  std::map<std::pair<int, int>, Time> p2p_cache;
-  auto p2p = [&](int from_rank, int to_rank, bool /*forward*/) -> Time {
-    auto key = std::make_pair(from_rank, to_rank);
-    auto it = p2p_cache.find(key);
-    if (it != p2p_cache.end()) return it->second;
-    const Time t = idle_transfer(gpu_id(plan, from_rank, 0, 0), gpu_id(plan, to_rank, 0, 0), act_bytes);
-    p2p_cache[key] = t;
-    return t;
-  };
-  if (plan.pp > 1) r.p2p_seconds = p2p(0, 1, true).to_seconds();
-
-  ExecCosts costs{duration, p2p};
-  r.exec = execute(r.schedule, costs);
-  r.makespan = r.exec.makespan;
-  ExecCosts costs_no_p2p{duration, {}};
-  r.makespan_no_p2p = execute(r.schedule, costs_no_p2p).makespan;
-
-  // ---- data-parallel synchronisation (ZeRO) and optimizer ----
-  // Replicas of a non-expert parameter: the dp copies of its stage, twice as
-  // many under DualPipe (rank r and rank pp-1-r both hold stage r). Routed
-  // expert parameters: dp*tp/ep copies per stage, likewise doubled.
-  // Copies of a stage along the pipeline: 2 under DualPipe (rank r and rank
-  // pp-1-r both hold stage r), 1 otherwise; the schedule says.
-  int copies = 1;
-  {
-    std::vector<int> holders(static_cast<std::size_t>(stages), 0);
-    for (int rk = 0; rk < r.schedule.ranks; ++rk)
-      for (int st : r.schedule.stages_of_rank(rk)) ++holders[static_cast<std::size_t>(st)];
-    copies = *std::max_element(holders.begin(), holders.end());
-  }
-  const int mirror = copies;
-  r.dp_group_dense = plan.dp * mirror;
-  r.dp_group_expert = std::max(1, plan.dp * plan.tp / plan.ep) * mirror;
-  // Gradients are reduced in FP32 and parameters gathered in BF16
-  // (DeepSeek-V3 report §3.3: FP32 weight gradients, BF16 compute weights).
-  constexpr double kGradBytes = 4.0, kParamBytes = 2.0;
-  auto rank_stages = [&](int rk) { return r.schedule.stages_of_rank(rk); };
-  // A ring collective on an idle fabric takes latency + bytes x cost: time it
-  // at two sizes once per (group, kind) and interpolate. The members are
-  // consecutive data-parallel replicas of pipeline rank 0 (continuing on the
-  // mirror rank's GPUs for DualPipe); every pipeline rank's group has the
-  // same shape on the fabric, so the same line serves all of them.
-  struct Line { double t0 = 0, slope = 0; };
-  std::map<std::pair<int, bool>, Line> lines;
-  auto ring_time = [&](int group, double bytes_per_gpu, bool all_gather) {
-    if (group <= 1 || bytes_per_gpu <= 0) return Time::zero();
-    auto key = std::make_pair(group, all_gather);
-    auto it = lines.find(key);
-    if (it == lines.end()) {
-      std::vector<int> members;
-      for (int m = 0; m < group; ++m) {
-        const int rank = m < plan.dp ? 0 : plan.pp - 1;
-        members.push_back(gpu_id(plan, rank, m % plan.dp, 0));
-      }
-      auto time_at = [&](double bytes) {
-        const auto sched = all_gather ? sim::ring_all_gather(group, ByteCount(bytes))
-                                      : sim::ring_reduce_scatter(group, ByteCount(bytes));
-        return sim::collective_time_idle(topo.links(), sched, [&](int a, int b) {
-                 return topo.route(members[static_cast<std::size_t>(a)], members[static_cast<std::size_t>(b)]);
-               }).to_seconds();
-      };
-      const double ref = 1e9;
-      const double t_small = time_at(0.0), t_ref = time_at(ref);
-      it = lines.emplace(key, Line{t_small, (t_ref - t_small) / ref}).first;
-    }
-    return Time::seconds(it->second.t0 + it->second.slope * bytes_per_gpu);
-  };
-  struct Sync { Time dp{}, opt{}; };
-  auto sync_of = [&](int rk) {
-    double dense_params = 0, expert_params = 0;
-    for (int s : rank_stages(rk)) {
-      dense_params += r.stages[static_cast<std::size_t>(s)].params_per_gpu - r.stages[static_cast<std::size_t>(s)].expert_params_per_gpu;
-      expert_params += r.stages[static_cast<std::size_t>(s)].expert_params_per_gpu;
-    }
-    Sync sy;
-    if (plan.zero_stage == 0) {
-      // Plain all-reduce of gradients (reduce-scatter + all-gather of the same buffer).
-      sy.dp = ring_time(r.dp_group_dense, dense_params * kGradBytes, false) * 2 +
-              ring_time(r.dp_group_expert, expert_params * kGradBytes, false) * 2;
-    } else {
-      sy.dp = ring_time(r.dp_group_dense, dense_params * kGradBytes, false) +
-              ring_time(r.dp_group_dense, dense_params * kParamBytes, true) +
-              ring_time(r.dp_group_expert, expert_params * kGradBytes, false) +
-              ring_time(r.dp_group_expert, expert_params * kParamBytes, true);
-    }
-    // AdamW over this GPU's shard: read FP32 master weight and gradient, BF16
-    // moments; write master, moments and the BF16 weight: 4+4+2+2 read,
-    // 4+2+2+2 write = 22 bytes per parameter (BF16 moments per the V3 report).
-    const double shard = plan.zero_stage >= 1 ? dense_params / r.dp_group_dense + expert_params / r.dp_group_expert
-                                              : dense_params + expert_params;
-    sy.opt = timer.memory(ByteCount(shard * 22.0));
-    return sy;
-  };
-  // Each rank synchronises its gradients when its own last backward is done;
-  // the step ends when the last rank has updated its weights.
-  int critical = 0;
-  Sync critical_sync;
-  Time critical_end{};
-  for (int rk = 0; rk < r.schedule.ranks; ++rk) {
-    const auto& tl = r.exec.timeline[static_cast<std::size_t>(rk)];
-    const Time end = tl.empty() ? Time::zero() : tl.back().end;
-    const Sync sy = sync_of(rk);
-    if (end + sy.dp + sy.opt > r.step_time) {
-      r.step_time = end + sy.dp + sy.opt;
-      critical = rk;
-      critical_sync = sy;
-      critical_end = end;
-    }
-  }
-
-  // ---- breakdown on the rank that ends the step ----
-  StepBreakdown& bd = r.breakdown;
-  bd.rank = critical;
-  bd.dp_sync = critical_sync.dp;
-  bd.optimizer = critical_sync.opt;
-  {
-    const auto& ops = r.schedule.per_rank[static_cast<std::size_t>(critical)];
-    for (const auto& op : ops) {
-      const auto& fs = r.stages[static_cast<std::size_t>(op.fwd.stage)];
-      const auto& bs = r.stages[static_cast<std::size_t>(op.bwd.stage)];
-      auto add = [&](const ExposedComm& e) {
-        bd.exposed_ep.ep_dispatch += e.ep_dispatch;
-        bd.exposed_ep.ep_combine += e.ep_combine;
-        bd.exposed_ep.tp += e.tp;
-      };
-      switch (op.type) {
-        case ChunkOpType::F: bd.compute += fs.forward_compute; add(fs.forward_exposed); break;
-        case ChunkOpType::BW: bd.compute += bs.backward_full_compute; add(bs.backward_full_exposed); break;
-        case ChunkOpType::B: bd.compute += bs.backward_input_compute; add(bs.backward_input_exposed); break;
-        case ChunkOpType::W: bd.compute += bs.backward_weight_compute; break;
-        case ChunkOpType::FB: {
-          const PairCost& pc = pair_cost(op.fwd.stage, op.bwd.stage);
-          bd.compute += pc.compute_busy;
-          add(pc.exposed);
-          break;
-        }
-      }
-    }
-  }
-  const Time busy = r.exec.busy_per_rank[static_cast<std::size_t>(critical)];
-  // busy = compute + exposed comm (+ tiny scheduling gaps inside pairs); the
-  // rest of the rank's time until its last op is transfer waits (the
-  // makespan the transfers add) and bubble.
-  bd.exposed_pp = min(r.makespan - r.makespan_no_p2p, critical_end - busy);
-  bd.bubble = critical_end - busy - bd.exposed_pp;
+  pair_costs(r);
+  run_cluster(in, r, timer);
 
   // ---- FLOPs ----
   for (const auto& sc : r.stages) {
@@ -386,7 +387,7 @@ StepResult simulate_step(const StepInputs& in) {
     MemoryBreakdown m;
     m.rank = rk;
     double params = 0, expert = 0, transient = 0;
-    for (int s : rank_stages(rk)) {
+    for (int s : r.schedule.stages_of_rank(rk)) {
       const auto& sc = r.stages[static_cast<std::size_t>(s)];
       params += sc.params_per_gpu;
       expert += sc.expert_params_per_gpu;

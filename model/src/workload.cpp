@@ -47,6 +47,9 @@ TimedOp time_op(const Op& op, const hw::KernelTimer& timer, const TimingContext&
           break;
         }
         case CommKind::None:
+        case CommKind::DpReduceScatter:
+        case CommKind::DpAllGather:
+        case CommKind::DpAllReduce:
           break;
       }
       break;

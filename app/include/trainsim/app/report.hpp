@@ -5,6 +5,7 @@
 // and the assumptions made. Every number is computed here from the step
 // simulation; nothing is adjusted afterwards.
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -18,10 +19,26 @@ struct Simulation {
   Scenario scenario;
   hw::CalibrationProfile profile;
   model::StepResult step;
+  std::string fidelity_reason;  // why the step ran at this fidelity
 };
 
-// Runs the step simulation for a loaded scenario.
-Simulation simulate(const Scenario& scenario);
+// How many GPUs the step simulation instantiates. Auto: one replica per
+// pipeline rank when the scenario is provably symmetric, every GPU otherwise.
+enum class FidelityChoice { Auto, Collapsed, Full };
+
+struct SimulateOptions {
+  FidelityChoice fidelity = FidelityChoice::Auto;
+};
+
+// What in the scenario makes replicas of a rank differ (stragglers, skewed
+// routing, faults); empty when every replica of a rank is an exact copy.
+std::vector<std::string> symmetry_breakers(const Scenario& scenario);
+
+// Runs the step simulation for a loaded scenario. Collapsed fidelity asked
+// for a scenario that breaks the symmetry is an InputError (`option` names
+// the command-line option for the message).
+Simulation simulate(const Scenario& scenario, const SimulateOptions& options = {},
+                    const std::string& option = "--fidelity");
 
 nlohmann::json make_report(const Simulation& sim);
 // A readable multi-line summary of a report.

@@ -5,8 +5,10 @@
 // not divide are InputErrors naming the file, the JSON path, the value and
 // what was expected. The resolved scenario (every default filled in, presets
 // expanded) is echoed into the report.
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -23,6 +25,22 @@ struct TrainingSpec {
   double tokens = 0;                   // tokens of the whole run
 };
 
+// GPUs slower than their peers (compute kernels take `slowdown` times as
+// long): listed ones, and an optional seeded spread over all GPUs.
+struct StragglerSpec {
+  struct Listed {
+    int gpu = 0;
+    double slowdown = 1.0;
+  };
+  std::vector<Listed> gpus;
+  double spread_sigma = 0;   // log-normal sigma of a per-GPU factor >= 1 (0: none)
+  std::uint64_t seed = 0;
+  bool any() const { return !gpus.empty() || spread_sigma > 0; }
+  // Per-GPU factors for `n` GPUs (empty when none): exp(sigma * |z|) with z
+  // standard normal from a counter-based draw, times the listed factors.
+  std::vector<double> factors(int n) const;
+};
+
 struct Scenario {
   std::string file;
   std::string name;
@@ -34,6 +52,7 @@ struct Scenario {
   TrainingSpec training;
   double usd_per_gpu_hour = 0;
   std::string calibration = "h800";  // profile name or path
+  StragglerSpec stragglers;
 
   std::int64_t microbatches_per_step() const;  // per pipeline
   std::int64_t tokens_per_step() const { return training.global_batch_size * training.seq_len; }

@@ -37,7 +37,12 @@ enum class CommKind {
   EpCombine,        // MoE all-to-all combine (expert outputs back)
   TpAllReduce,      // tensor-parallel all-reduce of activations
   TpAllGather,      // sequence-parallel all-gather
-  TpReduceScatter   // sequence-parallel reduce-scatter
+  TpReduceScatter,  // sequence-parallel reduce-scatter
+  // Data-parallel gradient synchronisation after the last backward (issued by
+  // the cluster executor, never by the per-layer accounting).
+  DpReduceScatter,
+  DpAllGather,
+  DpAllReduce
 };
 
 const char* to_string(Pass p);

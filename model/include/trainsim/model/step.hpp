@@ -22,6 +22,7 @@
 #include "trainsim/hardware/cluster.hpp"
 #include "trainsim/model/accounting.hpp"
 #include "trainsim/model/architecture.hpp"
+#include "trainsim/model/cluster_exec.hpp"
 #include "trainsim/model/parallel.hpp"
 #include "trainsim/model/pipeline_exec.hpp"
 #include "trainsim/model/schedule.hpp"
@@ -37,6 +38,8 @@ struct StepInputs {
   std::int64_t seq_len = 0;
   std::int64_t microbatches = 0;  // per pipeline per step
   const hw::CalibrationProfile* profile = nullptr;
+  Fidelity fidelity = Fidelity::Collapsed;
+  std::vector<double> slowdown;  // per GPU compute-time factor; empty: all 1
 };
 
 struct StageCost {
@@ -105,6 +108,13 @@ struct StepResult {
   int compute_sms = 0;
   int dp_group_dense = 0, dp_group_expert = 0;
   double p2p_seconds = 0;
+  // The cluster execution.
+  Fidelity fidelity = Fidelity::Collapsed;
+  int critical_gpu = 0;          // the GPU whose optimizer step ends last
+  GroupStats critical_group;     // the EP/TP group whose collectives took longest
+  std::vector<int> critical_group_members;
+  int simulated_gpus = 0;
+  std::uint64_t events = 0, flows = 0, collectives = 0;
 };
 
 // Contiguous partition of the model's layers (embedding, decoders, head, MTP)

@@ -1,0 +1,148 @@
+#pragma once
+// One discrete-event execution of a training step over the whole cluster.
+//
+// What it captures
+// ----------------
+// * Every simulated GPU runs its pipeline rank's schedule (model/schedule)
+//   op by op, in order. An op expands into the kernels of its chunk programs
+//   (model/workload: F, B, W, BW; an overlapped FB runs a forward and a
+//   backward program together) on the GPU's two streams: compute (the SMs
+//   left after the communication reservation) and communication. When both
+//   programs of an FB have a kernel ready for the same stream, the one that
+//   became ready first runs first (ties: the backward), as in the chunk
+//   simulator this replaces.
+// * Compute kernels take the calibration profile's time, multiplied by the
+//   GPU's slowdown factor (stragglers).
+// * Communication kernels are collectives over their group (MoE dispatch and
+//   combine over the expert-parallel group, TP collectives over the tensor-
+//   parallel group). A collective starts when every member has reached it
+//   (so it waits for the slowest peer) and runs on the flow network as one
+//   bundled flow carrying the whole group's traffic over the topology's
+//   routes (model/fabric_traffic), sharing links with every other flow in
+//   flight; it ends for all members together.
+// * Activations and gradients between pipeline ranks are flows from the
+//   sending GPU to the same replica's GPU on the next rank, started when the
+//   chunk ends; the receiving op starts when they have arrived.
+// * After its last op a GPU synchronises gradients with its data-parallel
+//   group (reduce-scatter + all-gather under ZeRO >= 1, all-reduce otherwise;
+//   dense parameters over the dense group, routed experts over the expert
+//   group), on the communication stream, as ring bundles; then runs the
+//   optimizer on the compute stream. The step ends when the last GPU has.
+//
+// Symmetry (fidelity)
+// -------------------
+// Full: every GPU and every transfer of the cluster. Collapsed: one replica
+// per pipeline rank (replica 0) is simulated; a collective's bundle still
+// carries its whole group's traffic, and it starts when its simulated members
+// have arrived, because the others are their exact copies. This is exact
+// when every replica of a rank has the same work, speed and routes and the
+// traffic of the replicas that are not simulated shares no link with the
+// simulated flows (tests check full == collapsed on such scenarios and
+// measure the gap on DeepSeek-V3). The caller decides the fidelity; the step
+// driver refuses to collapse a scenario that breaks the symmetry (skew,
+// stragglers, faults) and says so in the report.
+//
+// What it ignores
+// ---------------
+// Launch overheads beyond the profile's per-kernel constant; interference
+// between concurrent kernels beyond the SM split; SMs used by pipeline
+// transfers (they need no stream here); the reference DualPipe's batching
+// of sends and receives; overlap of gradient synchronisation with the
+// backward (it starts after the GPU's last op).
+//
+// Cost: O(E log E) for E events: one per kernel, one per flow start and end;
+// collectives are one flow each. Memory: O(simulated GPUs + groups + flows in
+// flight), plus the timeline of one replica per rank.
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "trainsim/common/units.hpp"
+#include "trainsim/hardware/topology.hpp"
+#include "trainsim/model/cluster_layout.hpp"
+#include "trainsim/model/fabric_traffic.hpp"
+#include "trainsim/model/ops.hpp"
+#include "trainsim/model/pipeline_exec.hpp"
+#include "trainsim/model/schedule.hpp"
+#include "trainsim/model/workload.hpp"
+
+namespace trainsim::model {
+
+enum class Fidelity { Collapsed, Full };
+const char* to_string(Fidelity f);
+
+// The transfers of one collective of `kind` over `members` (global GPU ids,
+// group-rank order) where each GPU contributes `bytes_per_gpu` (the op's
+// CommSpec bytes), and how many sequential latency steps it pays.
+struct CollectiveTraffic {
+  std::vector<GpuTransfer> transfers;
+  int sequential_steps = 1;
+};
+using TrafficFn = std::function<CollectiveTraffic(CommKind kind, const std::vector<int>& members, double bytes_per_gpu)>;
+
+// Gradient synchronisation and optimizer work of one GPU (indexed by pipeline
+// rank: every replica of a rank holds the same parameters).
+struct TailWork {
+  double dense_grad_bytes = 0;   // FP32 gradients of non-expert parameters
+  double dense_param_bytes = 0;  // BF16 parameters gathered back (ZeRO >= 1)
+  double expert_grad_bytes = 0;
+  double expert_param_bytes = 0;
+  bool all_reduce = false;       // ZeRO 0: all-reduce instead of RS + AG
+  Time optimizer{};
+};
+
+struct ClusterExecInputs {
+  const Schedule* schedule = nullptr;
+  const ClusterLayout* layout = nullptr;
+  const hw::Topology* topology = nullptr;
+  // Per stage.
+  const std::vector<ChunkProgram>* program_f = nullptr;
+  const std::vector<ChunkProgram>* program_b = nullptr;
+  const std::vector<ChunkProgram>* program_w = nullptr;
+  const std::vector<ChunkProgram>* program_bw = nullptr;
+  double activation_bytes = 0;     // one pipeline transfer
+  std::vector<TailWork> tail;      // per pipeline rank
+  std::vector<double> slowdown;    // per GPU compute-time factor; empty: all 1
+  TrafficFn traffic;               // required
+  // Achievable capacity of each topology link (bytes/s); empty: nominal.
+  std::vector<double> link_capacity_Bps;
+  Fidelity fidelity = Fidelity::Collapsed;
+};
+
+struct GpuStats {
+  int gpu = 0;
+  Time pipeline_end{};   // end of its last schedule op
+  Time busy{};           // sum of its schedule ops' durations
+  Time compute{};        // compute-stream busy time inside those ops
+  ExposedComm exposed{}; // compute stream idle waiting on a collective, by kind
+  Time exposed_pp{};     // idle with its next op waiting for a transfer in flight
+  Time sync_end{};       // gradient synchronisation done
+  Time end{};            // optimizer done
+};
+
+// Where a group's collectives spent their time.
+struct GroupStats {
+  CommKind kind = CommKind::None;
+  int group = 0;          // id within its kind (ClusterLayout)
+  int instances = 0;
+  Time total{};           // sum over instances of first arrival -> end
+  Time waiting{};         // of which: waiting for the last member to arrive
+  int slowest_member = -1;  // the GPU that arrived last for the longest total
+};
+
+struct ClusterExecResult {
+  // Per pipeline rank, the timeline of replica 0 (for memory and the report).
+  ExecResult exec;
+  std::vector<GpuStats> gpus;  // every simulated GPU, by increasing id
+  int critical_gpu = 0;        // the GPU whose optimizer ends the step
+  Time step_time{};
+  GroupStats critical_group;   // the collective group that cost the critical GPU most
+  int simulated_gpus = 0;
+  std::uint64_t events = 0;
+  std::uint64_t flows = 0;
+  std::uint64_t collectives = 0;
+};
+
+ClusterExecResult execute_cluster(const ClusterExecInputs& in);
+
+}  // namespace trainsim::model

@@ -1,0 +1,635 @@
+#include "trainsim/model/cluster_exec.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <tuple>
+#include <unordered_map>
+
+#include "trainsim/sim/engine.hpp"
+#include "trainsim/sim/flow_network.hpp"
+
+namespace trainsim::model {
+
+const char* to_string(Fidelity f) { return f == Fidelity::Full ? "full" : "collapsed"; }
+
+namespace {
+
+bool is_ep(CommKind k) { return k == CommKind::EpDispatch || k == CommKind::EpCombine; }
+bool is_dp(CommKind k) {
+  return k == CommKind::DpReduceScatter || k == CommKind::DpAllGather || k == CommKind::DpAllReduce;
+}
+
+// Dense index of a chunk (direction, stage, micro-batch) within one replica.
+struct ChunkIx {
+  int stages = 0, per_direction = 0, directions = 0;
+  explicit ChunkIx(const Schedule& s)
+      : stages(s.stages), per_direction(s.microbatches_per_direction()), directions(s.directions()) {}
+  std::size_t size() const {
+    return static_cast<std::size_t>(stages) * static_cast<std::size_t>(per_direction) *
+           static_cast<std::size_t>(directions);
+  }
+  std::size_t operator()(const ChunkRef& c) const {
+    return (static_cast<std::size_t>(c.direction) * static_cast<std::size_t>(stages) +
+            static_cast<std::size_t>(c.stage)) * static_cast<std::size_t>(per_direction) +
+           static_cast<std::size_t>(c.microbatch);
+  }
+};
+
+// A chunk program in flight on a GPU.
+struct Running {
+  const ChunkProgram* program = nullptr;
+  std::size_t pc = 0;          // next kernel
+  Time ready_at{};             // when that kernel became ready
+  Time comm_started{};         // when its last communication kernel started
+  bool waiting = false;        // its next kernel waits for a stream
+  bool backward = false;
+};
+
+// One tail step: a gradient collective or (kind None) the optimizer.
+struct TailStep {
+  CommKind kind = CommKind::None;
+  bool expert = false;
+  double bytes = 0;
+};
+
+struct Gpu {
+  int id = 0, rank = 0, slot = 0;  // slot: replica index among the simulated ones
+  bool keep = false;               // keep its timeline (replica 0)
+  double slowdown = 1.0;
+  std::size_t next = 0;            // next schedule op
+  bool running = false;
+  std::array<Running, 2> prog{};
+  int nprog = 0, unfinished = 0;
+  bool compute_busy = false, comm_busy = false;
+  Time compute_idle_since{}, op_start{}, idle_since{};
+  Time last_send{};                // send time of the input that arrived last
+  int live = 0, deferred = 0;
+  int tail = -1;                   // next tail step; -1 before the tail
+  std::vector<TailStep> tail_steps;
+  GpuStats stats;
+};
+
+// A collective instance: members arrive, then one bundle runs.
+struct InstanceKey {
+  int kind = 0, group = 0, op = 0, where = 0;
+  bool operator==(const InstanceKey&) const = default;
+};
+struct InstanceKeyHash {
+  std::size_t operator()(const InstanceKey& k) const {
+    std::uint64_t h = 1469598103934665603ull;
+    for (int v : {k.kind, k.group, k.op, k.where}) h = (h ^ static_cast<std::uint32_t>(v)) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+};
+struct Instance {
+  int arrived = 0;
+  Time first{}, last{};
+  int last_gpu = -1;
+  std::vector<std::pair<int, int>> members;  // (gpu index, program slot)
+};
+
+class ClusterExecutor {
+ public:
+  explicit ClusterExecutor(const ClusterExecInputs& in);
+  ClusterExecResult run();
+
+ private:
+  // ---- set-up ----
+  void make_gpus();
+  std::vector<TailStep> tail_of(int rank) const;
+  bool simulated(int global_gpu) const;
+
+  // ---- schedule ops ----
+  bool ready(const Gpu& g, const ScheduleOp& op) const;
+  void try_start(int gi);
+  void begin_op(Gpu& g, const ScheduleOp& op);
+  void program_done(int gi);
+  void op_done(int gi);
+  void forward_done(Gpu& g, const ChunkRef& c);
+  void backward_done(Gpu& g, const ChunkRef& c);
+  void deliver(const Gpu& from, const ChunkRef& to, bool forward);
+  void arrive(int gi, std::size_t k, bool forward, Time sent);
+
+  // ---- kernels on two streams ----
+  void dispatch(int gi);
+  void start_kernel(int gi, int p, Stream s);
+  void kernel_done(int gi, int p, Stream s, Time begin);
+  void advance(int gi, int p);
+
+  // ---- collectives ----
+  void join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key);
+  std::pair<int, const std::vector<int>*> group_of(const Gpu& g, CommKind kind, bool expert);
+  const Bundle& bundle(CommKind kind, int cls, int group, const std::vector<int>& members, double bytes);
+  void collective_done(InstanceKey key, Time first);
+  int simulated_members(int cls, int group, const std::vector<int>& members);
+
+  // ---- tail ----
+  void start_tail(int gi);
+  void tail_step(int gi);
+
+  void finish(ClusterExecResult& r);
+
+  const ClusterExecInputs& in_;
+  const Schedule& s_;
+  const ClusterLayout& layout_;
+  ChunkIx ix_;
+  int slots_ = 1;  // simulated replicas per rank
+  sim::Engine engine_;
+  sim::FlowNetwork net_;
+  std::vector<Gpu> gpus_;
+  // Per simulated replica slot and chunk.
+  std::vector<unsigned char> fwd_input_, fwd_done_, grad_input_, bwd_done_;
+  std::vector<Time> send_time_;  // when the chunk's input left its sender
+  std::unordered_map<InstanceKey, Instance, InstanceKeyHash> instances_;
+  std::map<std::tuple<int, int, double>, Bundle> bundles_;
+  std::map<std::pair<int, int>, std::vector<int>> members_;
+  std::map<std::pair<int, int>, int> sim_members_;
+  std::map<std::pair<int, int>, GroupStats> group_stats_;
+  std::map<std::pair<int, int>, std::map<int, Time>> late_;  // per group: member -> time others waited for it
+  ExecResult exec_;
+  std::uint64_t flows_ = 0, collectives_ = 0;
+};
+
+const ClusterExecInputs& checked(const ClusterExecInputs& in) {
+  if (!in.schedule || !in.layout || !in.topology || !in.program_f || !in.program_b || !in.program_w ||
+      !in.program_bw || !in.traffic)
+    throw std::invalid_argument("execute_cluster: missing input");
+  return in;
+}
+
+ClusterExecutor::ClusterExecutor(const ClusterExecInputs& in)
+    : in_(checked(in)), s_(*in.schedule), layout_(*in.layout), ix_(*in.schedule), net_(engine_) {
+  if (in.topology->gpu_count() < layout_.gpus())
+    throw std::invalid_argument(fmt::format("execute_cluster: the layout needs {} GPUs, the topology has {}",
+                                            layout_.gpus(), in.topology->gpu_count()));
+  if (static_cast<int>(in.tail.size()) != s_.ranks)
+    throw std::invalid_argument("execute_cluster: tail work must be given per pipeline rank");
+  slots_ = in.fidelity == Fidelity::Full ? layout_.per_rank() : 1;
+  const auto& links = in.topology->links();
+  if (!in.link_capacity_Bps.empty() && in.link_capacity_Bps.size() != links.size())
+    throw std::invalid_argument("execute_cluster: one capacity per topology link expected");
+  for (std::size_t i = 0; i < links.size(); ++i) {
+    sim::Link l = links[i];
+    if (!in.link_capacity_Bps.empty()) l.capacity = BytesPerSecond(in.link_capacity_Bps[i]);
+    net_.add_link(std::move(l));
+  }
+  const std::size_t n = ix_.size() * static_cast<std::size_t>(slots_);
+  fwd_input_.assign(n, 0);
+  fwd_done_.assign(n, 0);
+  grad_input_.assign(n, 0);
+  bwd_done_.assign(n, 0);
+  send_time_.assign(n, Time::zero());
+  make_gpus();
+}
+
+void ClusterExecutor::make_gpus() {
+  gpus_.resize(static_cast<std::size_t>(s_.ranks) * static_cast<std::size_t>(slots_));
+  for (int r = 0; r < s_.ranks; ++r) {
+    const std::vector<TailStep> tail = tail_of(r);
+    for (int k = 0; k < slots_; ++k) {
+      Gpu& g = gpus_[static_cast<std::size_t>(r * slots_ + k)];
+      g.rank = r;
+      g.slot = k;
+      g.id = layout_.gpu(r, k);
+      g.keep = k == 0;
+      if (!in_.slowdown.empty()) g.slowdown = in_.slowdown[static_cast<std::size_t>(g.id)];
+      g.tail_steps = tail;
+      g.stats.gpu = g.id;
+    }
+  }
+  const auto ranks = static_cast<std::size_t>(s_.ranks);
+  exec_.busy_per_rank.assign(ranks, Time::zero());
+  exec_.peak_activations_per_rank.assign(ranks, 0);
+  exec_.peak_deferred_weight_per_rank.assign(ranks, 0);
+  exec_.timeline.resize(ranks);
+}
+
+std::vector<TailStep> ClusterExecutor::tail_of(int rank) const {
+  const TailWork& t = in_.tail[static_cast<std::size_t>(rank)];
+  std::vector<TailStep> steps;
+  auto add = [&](CommKind k, bool expert, double bytes) {
+    if (bytes > 0) steps.push_back(TailStep{k, expert, bytes});
+  };
+  if (t.all_reduce) {
+    add(CommKind::DpAllReduce, false, t.dense_grad_bytes);
+    add(CommKind::DpAllReduce, true, t.expert_grad_bytes);
+  } else {
+    add(CommKind::DpReduceScatter, false, t.dense_grad_bytes);
+    add(CommKind::DpAllGather, false, t.dense_param_bytes);
+    add(CommKind::DpReduceScatter, true, t.expert_grad_bytes);
+    add(CommKind::DpAllGather, true, t.expert_param_bytes);
+  }
+  steps.push_back(TailStep{CommKind::None, false, 0});  // the optimizer
+  return steps;
+}
+
+bool ClusterExecutor::simulated(int global_gpu) const {
+  return slots_ == layout_.per_rank() || layout_.replica_of(global_gpu) < slots_;
+}
+
+
+// ---------------------------------------------------------------------------
+// Schedule ops: the pipeline dependencies of model/pipeline_exec, per replica.
+
+bool ClusterExecutor::ready(const Gpu& g, const ScheduleOp& op) const {
+  const std::size_t base = static_cast<std::size_t>(g.slot) * ix_.size();
+  auto fwd_ready = [&](const ChunkRef& c) { return c.stage == 0 || fwd_input_[base + ix_(c)] != 0; };
+  auto bwd_ready = [&](const ChunkRef& c) {
+    return fwd_done_[base + ix_(c)] != 0 && (c.stage == s_.stages - 1 || grad_input_[base + ix_(c)] != 0);
+  };
+  switch (op.type) {
+    case ChunkOpType::F: return fwd_ready(op.fwd);
+    case ChunkOpType::B:
+    case ChunkOpType::BW: return bwd_ready(op.bwd);
+    case ChunkOpType::W: return bwd_done_[base + ix_(op.bwd)] != 0;
+    case ChunkOpType::FB: return fwd_ready(op.fwd) && bwd_ready(op.bwd);
+  }
+  return false;
+}
+
+void ClusterExecutor::try_start(int gi) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  if (g.running || g.tail >= 0) return;
+  const auto& ops = s_.per_rank[static_cast<std::size_t>(g.rank)];
+  if (g.next >= ops.size()) {
+    start_tail(gi);
+    return;
+  }
+  const ScheduleOp& op = ops[g.next];
+  if (!ready(g, op)) return;
+  const Time now = engine_.now();
+  // Started later than the GPU went idle: the arrival that made the op ready
+  // ended the wait; the part of the wait while it was in flight is exposed.
+  if (now > g.idle_since) g.stats.exposed_pp += now - max(g.idle_since, g.last_send);
+  g.running = true;
+  g.op_start = now;
+  begin_op(g, op);
+  if (g.unfinished == 0) {
+    // Nothing to run (empty programs): end from an event, never recursively.
+    engine_.schedule(Time::zero(), [this, gi] { op_done(gi); });
+    return;
+  }
+  dispatch(gi);
+}
+
+void ClusterExecutor::begin_op(Gpu& g, const ScheduleOp& op) {
+  const auto at = [](const std::vector<ChunkProgram>* v, int stage) {
+    return &(*v)[static_cast<std::size_t>(stage)];
+  };
+  g.nprog = 0;
+  auto add = [&](const ChunkProgram* p, bool backward) {
+    if (p->ops.empty()) return;
+    g.prog[static_cast<std::size_t>(g.nprog++)] = Running{p, 0, engine_.now(), Time::zero(), true, backward};
+  };
+  switch (op.type) {
+    case ChunkOpType::F: add(at(in_.program_f, op.fwd.stage), false); break;
+    case ChunkOpType::B: add(at(in_.program_b, op.bwd.stage), true); break;
+    case ChunkOpType::W: add(at(in_.program_w, op.bwd.stage), true); break;
+    case ChunkOpType::BW: add(at(in_.program_bw, op.bwd.stage), true); break;
+    case ChunkOpType::FB:
+      add(at(in_.program_f, op.fwd.stage), false);
+      add(at(in_.program_bw, op.bwd.stage), true);
+      break;
+  }
+  g.unfinished = g.nprog;
+}
+
+void ClusterExecutor::op_done(int gi) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  const ScheduleOp& op = s_.per_rank[static_cast<std::size_t>(g.rank)][g.next];
+  const Time now = engine_.now();
+  const auto r = static_cast<std::size_t>(g.rank);
+  if (g.keep) {
+    exec_.timeline[r].push_back(OpTiming{g.rank, static_cast<int>(g.next), g.op_start, now});
+    exec_.busy_per_rank[r] += now - g.op_start;
+  }
+  g.stats.busy += now - g.op_start;
+  switch (op.type) {
+    case ChunkOpType::F: forward_done(g, op.fwd); break;
+    case ChunkOpType::B:
+      backward_done(g, op.bwd);
+      ++g.deferred;
+      break;
+    case ChunkOpType::BW: backward_done(g, op.bwd); break;
+    case ChunkOpType::W: --g.deferred; break;
+    case ChunkOpType::FB:
+      forward_done(g, op.fwd);  // counted first: both chunks are resident
+      backward_done(g, op.bwd);
+      break;
+  }
+  if (g.keep) {
+    exec_.peak_deferred_weight_per_rank[r] = std::max(exec_.peak_deferred_weight_per_rank[r], g.deferred);
+  }
+  g.running = false;
+  ++g.next;
+  g.idle_since = now;
+  g.stats.pipeline_end = now;
+  try_start(gi);
+}
+
+void ClusterExecutor::forward_done(Gpu& g, const ChunkRef& c) {
+  fwd_done_[static_cast<std::size_t>(g.slot) * ix_.size() + ix_(c)] = 1;
+  ++g.live;
+  if (g.keep) {
+    int& peak = exec_.peak_activations_per_rank[static_cast<std::size_t>(g.rank)];
+    peak = std::max(peak, g.live);
+  }
+  if (c.stage + 1 < s_.stages) deliver(g, ChunkRef{c.stage + 1, c.microbatch, c.direction}, true);
+}
+
+void ClusterExecutor::backward_done(Gpu& g, const ChunkRef& c) {
+  bwd_done_[static_cast<std::size_t>(g.slot) * ix_.size() + ix_(c)] = 1;
+  --g.live;
+  if (c.stage > 0) deliver(g, ChunkRef{c.stage - 1, c.microbatch, c.direction}, false);
+}
+
+// The chunk's output goes to the same replica's GPU on the rank holding `to`.
+void ClusterExecutor::deliver(const Gpu& from, const ChunkRef& to, bool forward) {
+  const int dst_rank = s_.rank_of(to);
+  const int dst = dst_rank * slots_ + from.slot;
+  const std::size_t k = ix_(to);
+  const Time sent = engine_.now();
+  if (dst_rank == from.rank) {
+    arrive(dst, k, forward, sent);
+    return;
+  }
+  const int dst_id = layout_.gpu(dst_rank, layout_.replica_of(from.id));
+  ++flows_;
+  net_.start_flow(in_.topology->route(from.id, dst_id), ByteCount(in_.activation_bytes),
+                  [this, dst, k, forward, sent] { arrive(dst, k, forward, sent); });
+}
+
+void ClusterExecutor::arrive(int gi, std::size_t k, bool forward, Time sent) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  const std::size_t at = static_cast<std::size_t>(g.slot) * ix_.size() + k;
+  (forward ? fwd_input_ : grad_input_)[at] = 1;
+  g.last_send = sent;
+  try_start(gi);
+}
+
+// ---------------------------------------------------------------------------
+// Kernels on the GPU's two streams.
+
+void ClusterExecutor::dispatch(int gi) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  for (Stream s : {Stream::Compute, Stream::Comm}) {
+    if (s == Stream::Compute ? g.compute_busy : g.comm_busy) continue;
+    int best = -1;
+    for (int p = 0; p < g.nprog; ++p) {
+      const Running& r = g.prog[static_cast<std::size_t>(p)];
+      if (!r.waiting || r.program->ops[r.pc].stream != s) continue;
+      if (best < 0) {
+        best = p;
+        continue;
+      }
+      const Running& b = g.prog[static_cast<std::size_t>(best)];
+      if (r.ready_at < b.ready_at || (r.ready_at == b.ready_at && r.backward && !b.backward)) best = p;
+    }
+    if (best >= 0) start_kernel(gi, best, s);
+  }
+}
+
+void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  Running& r = g.prog[static_cast<std::size_t>(p)];
+  r.waiting = false;
+  const TimedOp& op = r.program->ops[r.pc];
+  const Time now = engine_.now();
+  if (s == Stream::Compute) {
+    if (now > g.compute_idle_since && r.pc > 0) {
+      // The compute stream sat idle; if this program's previous kernel was a
+      // collective, the wait since it started is exposed communication.
+      const TimedOp& prev = r.program->ops[r.pc - 1];
+      if (prev.stream == Stream::Comm) {
+        const Time gap = now - max(g.compute_idle_since, r.comm_started);
+        switch (prev.op.comm.kind) {
+          case CommKind::EpDispatch: g.stats.exposed.ep_dispatch += gap; break;
+          case CommKind::EpCombine: g.stats.exposed.ep_combine += gap; break;
+          default: g.stats.exposed.tp += gap; break;
+        }
+      }
+    }
+    g.compute_busy = true;
+    const Time d = Time::seconds(op.duration.to_seconds() * g.slowdown);
+    engine_.schedule(d, [this, gi, p, now] { kernel_done(gi, p, Stream::Compute, now); });
+    return;
+  }
+  g.comm_busy = true;
+  r.comm_started = now;
+  const InstanceKey key{static_cast<int>(op.op.comm.kind), 0, static_cast<int>(g.next), p * 65536 + static_cast<int>(r.pc)};
+  join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key);
+}
+
+void ClusterExecutor::kernel_done(int gi, int p, Stream s, Time begin) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  const Time now = engine_.now();
+  if (s == Stream::Compute) {
+    g.compute_busy = false;
+    g.compute_idle_since = now;
+    g.stats.compute += now - begin;
+  } else {
+    g.comm_busy = false;
+  }
+  advance(gi, p);
+  dispatch(gi);
+}
+
+void ClusterExecutor::advance(int gi, int p) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  Running& r = g.prog[static_cast<std::size_t>(p)];
+  ++r.pc;
+  if (r.pc < r.program->ops.size()) {
+    r.waiting = true;
+    r.ready_at = engine_.now();
+    return;
+  }
+  if (--g.unfinished == 0) op_done(gi);
+}
+
+// ---------------------------------------------------------------------------
+// Collectives: members arrive; the last one launches the group's bundle.
+
+namespace {
+// Group classes for the member cache: EP, TP, DP dense, DP expert.
+int group_class(CommKind kind, bool expert) {
+  if (is_ep(kind)) return 0;
+  if (is_dp(kind)) return expert ? 3 : 2;
+  return 1;
+}
+}  // namespace
+
+std::pair<int, const std::vector<int>*> ClusterExecutor::group_of(const Gpu& g, CommKind kind, bool expert) {
+  const int cls = group_class(kind, expert);
+  const int group = cls == 0 ? layout_.ep_group_of(g.id)
+                    : cls == 1 ? layout_.tp_group_of(g.id)
+                               : layout_.dp_group_of(g.id, cls == 3);
+  auto it = members_.find({cls, group});
+  if (it == members_.end()) {
+    std::vector<int> m = cls == 0 ? layout_.ep_members(group)
+                         : cls == 1 ? layout_.tp_members(group)
+                                    : layout_.dp_members(group, cls == 3);
+    it = members_.emplace(std::make_pair(cls, group), std::move(m)).first;
+  }
+  return {group, &it->second};
+}
+
+int ClusterExecutor::simulated_members(int cls, int group, const std::vector<int>& members) {
+  auto it = sim_members_.find({cls, group});
+  if (it != sim_members_.end()) return it->second;
+  int n = 0;
+  for (int m : members) n += simulated(m) ? 1 : 0;
+  sim_members_[{cls, group}] = n;
+  return n;
+}
+
+const Bundle& ClusterExecutor::bundle(CommKind kind, int cls, int group, const std::vector<int>& members,
+                                      double bytes) {
+  const auto key = std::make_tuple(static_cast<int>(kind) * 4 + cls, group, bytes);
+  auto it = bundles_.find(key);
+  if (it != bundles_.end()) return it->second;
+  const CollectiveTraffic t = in_.traffic(kind, members, bytes);
+  return bundles_.emplace(key, make_bundle(*in_.topology, t.transfers, t.sequential_steps)).first->second;
+}
+
+void ClusterExecutor::join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key) {
+  const Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  const auto [group, members] = group_of(g, kind, expert);
+  const int cls = group_class(kind, expert);
+  key.group = group;
+  key.kind = static_cast<int>(kind) * 4 + cls;
+  Instance& inst = instances_[key];
+  const Time now = engine_.now();
+  if (inst.arrived++ == 0) inst.first = now;
+  inst.last = now;
+  inst.last_gpu = g.id;
+  inst.members.emplace_back(gi, p);
+  if (inst.arrived < simulated_members(cls, group, *members)) return;
+  ++collectives_;
+  const Bundle& b = bundle(kind, cls, group, *members, bytes);
+  const Time first = inst.first;
+  GroupStats& gs = group_stats_[{key.kind, group}];
+  gs.kind = kind;
+  gs.group = group;
+  gs.waiting += inst.last - inst.first;
+  late_[{key.kind, group}][inst.last_gpu] += inst.last - inst.first;
+  auto done = [this, key, first] { collective_done(key, first); };
+  ++flows_;
+  if (b.route.empty()) {
+    engine_.schedule(b.latency, done);
+    return;
+  }
+  net_.start_flow(b.route, ByteCount(b.bytes), b.share, done, b.latency);
+}
+
+void ClusterExecutor::collective_done(InstanceKey key, Time first) {
+  auto node = instances_.extract(key);
+  GroupStats& gs = group_stats_[{key.kind, key.group}];
+  ++gs.instances;
+  gs.total += engine_.now() - first;
+  for (const auto& [gi, p] : node.mapped().members) {
+    Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+    g.comm_busy = false;
+    if (p < 0) {
+      tail_step(gi);
+      continue;
+    }
+    advance(gi, p);
+    dispatch(gi);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Tail: gradient synchronisation on the communication stream, then the
+// optimizer on the compute stream.
+
+void ClusterExecutor::start_tail(int gi) {
+  gpus_[static_cast<std::size_t>(gi)].tail = 0;
+  tail_step(gi);
+}
+
+void ClusterExecutor::tail_step(int gi) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  const Time now = engine_.now();
+  if (g.tail >= static_cast<int>(g.tail_steps.size())) {
+    g.stats.end = now;
+    return;
+  }
+  const TailStep step = g.tail_steps[static_cast<std::size_t>(g.tail)];
+  const int index = g.tail++;
+  if (step.kind == CommKind::None) {
+    g.stats.sync_end = now;
+    const Time opt = in_.tail[static_cast<std::size_t>(g.rank)].optimizer;
+    engine_.schedule(Time::seconds(opt.to_seconds() * g.slowdown), [this, gi] { tail_step(gi); });
+    return;
+  }
+  g.comm_busy = true;
+  // Op -1: the tail (the ranks of one data-parallel group, e.g. DualPipe's
+  // mirror ranks, run different numbers of ops).
+  join(gi, -1, step.kind, step.expert, step.bytes, InstanceKey{0, 0, -1, index});
+}
+
+// ---------------------------------------------------------------------------
+
+ClusterExecResult ClusterExecutor::run() {
+  for (int gi = 0; gi < static_cast<int>(gpus_.size()); ++gi) try_start(gi);
+  engine_.run();
+  for (const Gpu& g : gpus_) {
+    const auto& ops = s_.per_rank[static_cast<std::size_t>(g.rank)];
+    if (g.tail < static_cast<int>(g.tail_steps.size()) || g.next < ops.size())
+      throw std::logic_error(fmt::format(
+          "cluster execution deadlock: GPU {} (pipeline rank {}) stopped at op {} of {}{}", g.id, g.rank, g.next,
+          ops.size(), g.next < ops.size() ? fmt::format(" ({})", describe(ops[g.next])) : std::string(" (tail)")));
+  }
+  ClusterExecResult r;
+  finish(r);
+  return r;
+}
+
+void ClusterExecutor::finish(ClusterExecResult& r) {
+  Time makespan = Time::zero();
+  for (const Gpu& g : gpus_) {
+    makespan = max(makespan, g.stats.pipeline_end);
+    r.gpus.push_back(g.stats);
+    if (g.stats.end > r.step_time || r.gpus.size() == 1) {
+      r.step_time = g.stats.end;
+      r.critical_gpu = g.id;
+    }
+  }
+  std::sort(r.gpus.begin(), r.gpus.end(), [](const GpuStats& a, const GpuStats& b) { return a.gpu < b.gpu; });
+  exec_.makespan = makespan;
+  for (Time b : exec_.busy_per_rank) exec_.bubble_per_rank.push_back(makespan - b);
+  r.exec = std::move(exec_);
+  // The collective group (EP or TP) whose collectives took longest in total,
+  // and the member that kept it waiting most.
+  for (const auto& [key, gs] : group_stats_) {
+    if (is_dp(gs.kind)) continue;
+    if (r.critical_group.instances == 0 || gs.total > r.critical_group.total) {
+      r.critical_group = gs;
+      Time worst = Time::zero();
+      for (const auto& [gpu, t] : late_[key])
+        if (t > worst) {
+          worst = t;
+          r.critical_group.slowest_member = gpu;
+        }
+    }
+  }
+  r.simulated_gpus = static_cast<int>(gpus_.size());
+  r.events = engine_.executed();
+  r.flows = flows_;
+  r.collectives = collectives_;
+}
+
+}  // namespace
+
+ClusterExecResult execute_cluster(const ClusterExecInputs& in) {
+  // The executor keeps `this` in its events: it must not move while running.
+  auto ex = std::make_unique<ClusterExecutor>(in);
+  return ex->run();
+}
+
+}  // namespace trainsim::model
