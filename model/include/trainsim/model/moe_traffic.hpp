@@ -145,11 +145,21 @@ struct MoeTraffic {
   std::vector<MoeTransfer> transfers;  // no self transfers
   std::vector<int> ep_group;
   std::vector<double> received_rows;  // per EP rank: tokens x experts hosted
-  // DeepEP's benchmark byte counts per EP rank (tests/legacy/test_internode.py
-  // and test_intranode.py): rdma = (token, target node) pairs of this GPU's
-  // tokens, own node included, x bytes per token; nvl = distinct tokens this
-  // GPU receives (from itself too) x bytes per token. Combine uses the same
-  // pair counts with the combine bytes.
+  // DeepEP's benchmark byte counts per EP rank, as its printed GB/s count
+  // them (deepseek-ai/DeepEP @ dd758ca, tests/legacy/test_internode.py
+  // l.60-63, 224-227, 239-264, 301-311; tests/legacy/test_intranode.py
+  // l.188-189, 198-220, 255-262):
+  //  * rdma: the number of (token, distinct target node) pairs of this GPU's
+  //    tokens, the GPU's OWN node included, x hidden x 2 (BF16), x (1 + 4/128)
+  //    / 2 for FP8 dispatch: i.e. x bytes per token. Combine uses the same
+  //    pair count x BF16 bytes. Logical bytes: the own-node copy never
+  //    crosses IB, which is how EP32 can print 58 GB/s on a 50 GB/s NIC.
+  //  * nvl: rows this GPU receives (recv_x: one per distinct token, from
+  //    every source including itself) x bytes per token.
+  // The time divided into them is the dispatch (combine) kernel's mean
+  // duration from the profiler, excluding the separate notify kernel (the
+  // size exchange), with the best of a sweep of chunk sizes; internode runs
+  // report rdma bytes / t ("RDMA" bandwidth), intranode runs nvl bytes / t.
   std::vector<double> deepep_rdma_bytes;
   std::vector<double> deepep_nvl_bytes;
   bool internode = false;  // the group spans more than one node
