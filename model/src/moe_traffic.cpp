@@ -56,6 +56,8 @@ void validate(const hw::Topology& topo, const MoeTrafficParams& p) {
   if (r.kind == RoutingKind::Histogram && static_cast<int>(r.expert_load.size()) != p.routed_experts)
     throw std::invalid_argument(fmt::format("moe traffic: histogram has {} loads for {} experts", r.expert_load.size(),
                                             p.routed_experts));
+  if (r.kind == RoutingKind::Zipf && !(r.zipf_exponent >= 0 && std::isfinite(r.zipf_exponent)))
+    throw std::invalid_argument("moe traffic: zipf exponent must be finite and >= 0");
   if (r.kind != RoutingKind::Balanced && r.max_sampled_tokens < 1)
     throw std::invalid_argument("moe traffic: max_sampled_tokens must be >= 1");
   for (const ExpertReplica& x : r.replicas)
@@ -462,6 +464,9 @@ MoeTraffic moe_traffic(const hw::Topology& topo, const MoeTrafficParams& p, MoeP
 
 MoeTraffic moe_traffic(const hw::Topology& topo, const MoeTrafficParams& p, const RoutingCounts& c, MoePhase phase) {
   validate(topo, p);
+  if (c.ep != ep_size(p) || c.node_of_rank.size() != z(c.ep) || c.node_tokens.size() != z(c.ep) * z(c.nodes()) ||
+      c.rank_tokens.size() != z(c.ep) * z(c.ep) || c.expert_rows.size() != z(c.ep) * z(c.ep))
+    throw std::invalid_argument("moe traffic: routing counts do not match the EP group");
   const bool combine = phase == MoePhase::Combine;
   const double bytes = combine ? p.combine_bytes_per_token : p.dispatch_bytes_per_token;
   MoeTraffic t;

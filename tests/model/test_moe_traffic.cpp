@@ -231,6 +231,28 @@ TEST_SUITE("unit") {
     CHECK(routing_counts(topo, p).expert_rows == routing_counts(topo, p).expert_rows);
   }
 
+  TEST_CASE("moe traffic: skew concentrates rows; a flat Dirichlet approaches balanced") {
+    // Balanced: every rank receives 16 sources x 4096 tokens x 8 / 16 =
+    // 32,768 rows. Zipf s = 1.2 over 256 experts puts ~20% of the load on the
+    // hottest expert, so its rank receives far more (> 1.5x asserted, loose:
+    // which rank is hottest depends on the draw). Dirichlet with alpha = 1e4
+    // has loads within ~1% of uniform: nodes per token within 1% of balanced.
+    const hw::Topology topo = hw::Topology::build(mpft(2, 8));
+    MoeTrafficParams p = v3(16);
+    const MoeTraffic flat = moe_traffic(topo, p, MoePhase::Dispatch);
+    CHECK(flat.received_rows[0] == doctest::Approx(32768.0));
+    p.routing = sampled(RoutingKind::Zipf, 3, 512);
+    p.routing.zipf_exponent = 1.2;
+    const MoeTraffic hot = moe_traffic(topo, p, MoePhase::Dispatch);
+    CHECK(*std::max_element(hot.received_rows.begin(), hot.received_rows.end()) > 1.5 * 32768.0);
+    p.routing = sampled(RoutingKind::Dirichlet, 3, 1024);
+    p.routing.dirichlet_alpha = 1e4;
+    const RoutingCounts d = routing_counts(topo, p), b = routing_counts(topo, v3(16));
+    const auto sum = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); };
+    CHECK(sum(d.node_tokens) == doctest::Approx(sum(b.node_tokens)).epsilon(0.01));
+    CHECK(sum(d.rank_tokens) == doctest::Approx(sum(b.rank_tokens)).epsilon(0.01));
+  }
+
   TEST_CASE("moe traffic: a replica halves the hot expert's rank load") {
     // Expert 0 gets load 1000, the other 255 load 1: nearly every token picks
     // expert 0, all on rank 0. A copy on rank 15 takes about half of them.
