@@ -14,6 +14,7 @@
 
 #include "trainsim/common/embedded_data.hpp"
 #include "trainsim/common/json_reader.hpp"
+#include "trainsim/model/accounting.hpp"
 #include "trainsim/sim/engine.hpp"
 #include "trainsim/sim/flow_network.hpp"
 
@@ -436,6 +437,26 @@ const char* to_string(MoeHop h) {
     case MoeHop::Forward: return "forward";
   }
   return "?";
+}
+
+MoeTrafficParams moe_traffic_params(const Architecture& arch, std::vector<int> ep_group, int gpus_per_node,
+                                    double tokens_per_gpu, Precision dispatch_precision) {
+  if (!arch.moe) throw std::invalid_argument(fmt::format("moe traffic: {} has no MoE layers", arch.name));
+  if (gpus_per_node < 1) throw std::invalid_argument("moe traffic: gpus_per_node must be >= 1");
+  const MoeConfig& m = *arch.moe;
+  MoeTrafficParams p;
+  const int ep = static_cast<int>(ep_group.size());
+  p.ep_group = std::move(ep_group);
+  p.routed_experts = m.routed_experts;
+  p.tokens_per_gpu = tokens_per_gpu;
+  p.top_k = m.experts_per_token;
+  if (m.max_groups_per_token > 0) {
+    const int nodes = std::max(1, (ep + gpus_per_node - 1) / gpus_per_node);
+    p.max_nodes_per_token = m.max_groups_per_token * std::max(1, (nodes + m.expert_groups - 1) / m.expert_groups);
+  }
+  p.dispatch_bytes_per_token = dispatch_bytes_per_token(arch, dispatch_precision);
+  p.combine_bytes_per_token = bf16_bytes_per_token(arch.hidden);
+  return p;
 }
 
 double fp8_dispatch_bytes_per_token(int hidden) { return hidden * (1.0 + 4.0 / 128.0); }

@@ -9,6 +9,7 @@
 
 #include "trainsim/hardware/gpu.hpp"
 #include "trainsim/hardware/topology.hpp"
+#include "trainsim/model/architecture.hpp"
 #include "trainsim/model/moe_traffic.hpp"
 
 using namespace trainsim;
@@ -279,6 +280,22 @@ TEST_SUITE("unit") {
     CHECK(loaded.saturating_comm_sms == defaults.saturating_comm_sms);
     CHECK(loaded.comm_sms == loaded.saturating_comm_sms);
     CHECK(loaded.sm_factor() == 1.0);
+  }
+
+  TEST_CASE("moe traffic: parameters from the DeepSeek-V3 preset") {
+    // V3: 256 routed experts, top-8, 8 groups, 4 groups per token, hidden
+    // 7168. EP64 = 8 nodes, one group per node: M = 4 x 1 = 4. FP8 dispatch
+    // 7168 x 1.03125 = 7392 B; BF16 combine 14336 B. EP256 = 32 nodes, a
+    // group spans 4 nodes: M = 4 x 4 = 16.
+    const Architecture v3a = architecture_preset("deepseek-v3");
+    const MoeTrafficParams p = moe_traffic_params(v3a, first_gpus(64), 8, 4096, Precision::FP8);
+    CHECK(p.routed_experts == 256);
+    CHECK(p.top_k == 8);
+    CHECK(p.max_nodes_per_token == 4);
+    CHECK(p.dispatch_bytes_per_token == doctest::Approx(7392));
+    CHECK(p.combine_bytes_per_token == doctest::Approx(14336));
+    CHECK(moe_traffic_params(v3a, first_gpus(256), 8, 4096, Precision::BF16).max_nodes_per_token == 16);
+    CHECK(moe_traffic_params(v3a, first_gpus(8), 8, 1, Precision::BF16).dispatch_bytes_per_token == doctest::Approx(14336));
   }
 
   TEST_CASE("moe traffic: bad parameters are rejected") {

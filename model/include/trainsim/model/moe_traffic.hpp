@@ -69,8 +69,10 @@
 #include <string>
 #include <vector>
 
+#include "trainsim/common/precision.hpp"
 #include "trainsim/common/units.hpp"
 #include "trainsim/hardware/topology.hpp"
+#include "trainsim/model/architecture.hpp"
 
 namespace trainsim::model {
 
@@ -110,6 +112,14 @@ struct MoeTrafficParams {
   int layer = 0;        // key of the routing draw (sampled models)
   int micro_batch = 0;  // key of the routing draw (sampled models)
 };
+
+// Parameters for an MoE architecture (std::invalid_argument without MoE):
+// experts, top-k, dispatch bytes in `dispatch_precision` (FP8: with scales),
+// BF16 combine, and the node limit M = max_groups_per_token x the nodes one
+// expert group spans (as model::dispatch_nodes_per_token), 0 when unlimited.
+// Routing stays balanced; layer and micro-batch 0.
+MoeTrafficParams moe_traffic_params(const Architecture& arch, std::vector<int> ep_group, int gpus_per_node,
+                                    double tokens_per_gpu, Precision dispatch_precision);
 
 // hidden * (1 + 4/128): FP8 values plus one FP32 scale per 128 channels.
 double fp8_dispatch_bytes_per_token(int hidden);
