@@ -11,7 +11,6 @@
 
 #include "trainsim/common/error.hpp"
 #include "trainsim/hardware/topology.hpp"
-#include "trainsim/model/accounting.hpp"
 #include "trainsim/model/moe_traffic.hpp"
 #include "trainsim/sim/collectives.hpp"
 #include "trainsim/sim/engine.hpp"
@@ -107,25 +106,13 @@ CollectiveRow make_row(CollectiveOp op, int n, double size_bytes, std::int64_t c
   return r;
 }
 
-// Scenario -> traffic parameters for `tokens` per GPU on the first n GPUs.
+// Scenario -> traffic parameters for `tokens` per GPU on the first n GPUs;
+// the dispatch travels in the GEMM format (FP8 + scales, or BF16), as in
+// model::layer_ops.
 model::MoeTrafficParams moe_params(const Scenario& sc, int n, const hw::Topology& topo, double tokens) {
-  const model::MoeConfig& m = *sc.arch.moe;
-  model::MoeTrafficParams p;
-  for (int g = 0; g < n; ++g) p.ep_group.push_back(g);
-  p.routed_experts = m.routed_experts;
-  p.tokens_per_gpu = tokens;
-  p.top_k = m.experts_per_token;
-  if (m.max_groups_per_token > 0) {
-    // As model::dispatch_nodes_per_token: a group spans nodes/groups nodes
-    // when there are more nodes than groups.
-    const int nodes = std::max(1, (n + topo.gpus_per_node() - 1) / topo.gpus_per_node());
-    p.max_nodes_per_token = m.max_groups_per_token * std::max(1, (nodes + m.expert_groups - 1) / m.expert_groups);
-  }
-  // The dispatch travels in the GEMM format (FP8 + scales, or BF16), as in
-  // model::layer_ops; the combine is always BF16.
-  p.dispatch_bytes_per_token = model::dispatch_bytes_per_token(sc.arch, sc.gemm_precision);
-  p.combine_bytes_per_token = model::bf16_bytes_per_token(sc.arch.hidden);
-  return p;
+  std::vector<int> group;
+  for (int g = 0; g < n; ++g) group.push_back(g);
+  return model::moe_traffic_params(sc.arch, std::move(group), topo.gpus_per_node(), tokens, sc.gemm_precision);
 }
 
 std::vector<CollectiveRow> moe_rows(const Scenario& sc, const CollectiveParams& cp, const hw::Topology& topo) {

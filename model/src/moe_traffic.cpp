@@ -14,6 +14,7 @@
 
 #include "trainsim/common/embedded_data.hpp"
 #include "trainsim/common/json_reader.hpp"
+#include "trainsim/model/accounting.hpp"
 #include "trainsim/sim/engine.hpp"
 #include "trainsim/sim/flow_network.hpp"
 
@@ -56,6 +57,8 @@ void validate(const hw::Topology& topo, const MoeTrafficParams& p) {
   if (r.kind == RoutingKind::Histogram && static_cast<int>(r.expert_load.size()) != p.routed_experts)
     throw std::invalid_argument(fmt::format("moe traffic: histogram has {} loads for {} experts", r.expert_load.size(),
                                             p.routed_experts));
+  if (r.kind == RoutingKind::Zipf && !(r.zipf_exponent >= 0 && std::isfinite(r.zipf_exponent)))
+    throw std::invalid_argument("moe traffic: zipf exponent must be finite and >= 0");
   if (r.kind != RoutingKind::Balanced && r.max_sampled_tokens < 1)
     throw std::invalid_argument("moe traffic: max_sampled_tokens must be >= 1");
   for (const ExpertReplica& x : r.replicas)
@@ -83,12 +86,96 @@ int effective_node_limit(int nodes, int max_nodes) {
   return (max_nodes <= 0 || max_nodes > nodes) ? nodes : max_nodes;
 }
 
-// Balanced routing in expectation. A token picks M' = min(M, N) of the N
-// nodes uniformly, then top_k of the M' * E_n experts there uniformly. So
-//   P(node n reached)  = M'/N * (1 - C(M'E_n - E_n, k) / C(M'E_n, k))
-//   P(rank r reached)  = M'/N * (1 - C(M'E_n - E_r, k) / C(M'E_n, k))
-//   E[experts on r]    = M'/N * k * E_r / (M'E_n)
-// with E_n experts per node and E_r per rank; identical for every source.
+// Score-based node-limited top-k routing with uniform loads, in closed form.
+// A token's expert scores are i.i.d.; the M' = min(M, N) nodes with the
+// highest maximum score are chosen, then the top k experts on those nodes
+// (DeepEP's benchmark routing; V3's gate ranks groups by the sum of their top
+// two scores instead). Sorting all N*m experts by score gives a uniformly
+// random sequence of node labels (m copies of each of N). Given the chosen
+// set S, the selection is the first k items of the sequence restricted to S,
+// a uniform arrangement of M' labels tilted by the chance that S really is
+// chosen: with q the restricted position at which the last S label first
+// appears, that is the chance that the first q S-items precede all b =
+// (N-M')m others in a uniform merge, w(q) = C(a, q) / C(a + b, q), a = M'm.
+// A dynamic programme over the restricted sequence tracks (labels seen j,
+// items of a tagged node among the first k: c) and applies w at coverage.
+// Within a node the chosen items are a uniform c-subset of its m experts, so
+// a tagged rank of m_r experts is hit with 1 - C(m - m_r, c) / C(m, c).
+// Every node is in S with probability M'/N. With M' = N (no limit) w = 1 and
+// this is plain top-k: P(node) = 1 - C(Nm - m, k) / C(Nm, k).
+struct HitProbabilities {
+  double node = 0;  // a given node receives the token
+  double rank = 0;  // a given rank (m_r experts of that node) receives it
+};
+
+class BalancedRouting {
+ public:
+  BalancedRouting(int nodes, int m, int m_r, int k, int max_nodes)
+      : n_(nodes), m_(m), m_r_(m_r), k_(k), mm_(effective_node_limit(nodes, max_nodes)),
+        a_(mm_ * m), b_((nodes - mm_) * m) {}
+
+  HitProbabilities hits() const {
+    std::vector<double> mass = after_first_k();
+    const std::vector<double> tail = coverage_weight_after_k();
+    double z = 0, node = 0, rank = 0;
+    for (int j = 0; j <= mm_; ++j)
+      for (int c = 0; c <= k_; ++c) {
+        const double w = mass[at(j, c)] * (j == mm_ ? 1.0 : tail[z_(j)]);
+        z += w;
+        node += c > 0 ? w : 0.0;
+        rank += w * (1.0 - choose_ratio(m_ - m_r_, m_, c));
+      }
+    const double pick = static_cast<double>(mm_) / n_;
+    return {pick * node / z, pick * rank / z};
+  }
+
+ private:
+  static std::size_t z_(int i) { return static_cast<std::size_t>(i); }
+  std::size_t at(int j, int c) const { return z_(j) * z_(k_ + 1) + z_(c); }
+  double w(int q) const { return choose_ratio(a_, a_ + b_, q); }  // tilt at coverage position q
+
+  // Mass over (j, c) after k restricted items; w applied when j reaches M'.
+  std::vector<double> after_first_k() const {
+    std::vector<double> p(z_(mm_ + 1) * z_(k_ + 1), 0.0);
+    p[at(0, 0)] = 1.0;
+    for (int t = 0; t < k_; ++t) {
+      std::vector<double> q(p.size(), 0.0);
+      const double rem = a_ - t;
+      for (int j = 0; j <= mm_; ++j)
+        for (int c = 0; c <= std::min(t, k_); ++c) {
+          const double v = p[at(j, c)];
+          if (v == 0) continue;
+          const bool seen = c > 0;
+          const auto go = [&](int j2, int c2, double count) {
+            if (count > 0) q[at(j2, c2)] += v * count / rem * (j2 == mm_ && j < mm_ ? w(t + 1) : 1.0);
+          };
+          go(j + (seen ? 0 : 1), c + 1, seen ? m_ - c : m_);                // tagged node
+          go(j + 1, c, static_cast<double>(mm_ - j - (seen ? 0 : 1)) * m_);  // a new untagged node
+          go(j, c, static_cast<double>(j - (seen ? 1 : 0)) * m_ - (t - c));  // a node already seen
+        }
+      p = std::move(q);
+    }
+    return p;
+  }
+
+  // E[w(coverage)] for j < M' labels seen after k items, by backward recursion.
+  std::vector<double> coverage_weight_after_k() const {
+    std::vector<double> next(z_(mm_ + 1), 0.0), cur(z_(mm_ + 1), 0.0);
+    for (int t = a_ - 1; t >= k_; --t) {
+      for (int j = 0; j < mm_; ++j) {
+        const double p_new = static_cast<double>(mm_ - j) * m_ / (a_ - t);
+        cur[z_(j)] = p_new * (j + 1 == mm_ ? w(t + 1) : next[z_(j + 1)]) + (1 - p_new) * next[z_(j)];
+      }
+      std::swap(cur, next);
+    }
+    return next;
+  }
+
+  int n_, m_, m_r_, k_, mm_, a_, b_;
+};
+
+// Balanced routing in expectation: identical for every source, layer and
+// micro-batch. Expert rows on a rank: k / ep of the tokens (symmetry).
 void fill_balanced(RoutingCounts& c, const MoeTrafficParams& p) {
   const int n_nodes = c.nodes(), ep = c.ep;
   if (ep % n_nodes != 0) throw std::invalid_argument("moe traffic: balanced routing needs the same number of EP ranks on every node");
@@ -97,17 +184,14 @@ void fill_balanced(RoutingCounts& c, const MoeTrafficParams& p) {
       throw std::invalid_argument("moe traffic: balanced routing needs each node's EP ranks to be consecutive");
   const int e_rank = p.routed_experts / ep, e_node = e_rank * (ep / n_nodes);
   const int m = effective_node_limit(n_nodes, p.max_nodes_per_token);
-  const int pool = m * e_node;
-  if (p.top_k > pool)
-    throw std::invalid_argument(fmt::format("moe traffic: top_k={} exceeds the {} experts on {} nodes", p.top_k, pool, m));
-  const double pick = static_cast<double>(m) / n_nodes, t = p.tokens_per_gpu;
-  const double node_p = pick * (1.0 - choose_ratio(pool - e_node, pool, p.top_k));
-  const double rank_p = pick * (1.0 - choose_ratio(pool - e_rank, pool, p.top_k));
-  const double rows = pick * p.top_k * static_cast<double>(e_rank) / pool;
+  if (p.top_k > m * e_node)
+    throw std::invalid_argument(fmt::format("moe traffic: top_k={} exceeds the {} experts on {} nodes", p.top_k, m * e_node, m));
+  const HitProbabilities h = BalancedRouting(n_nodes, e_node, e_rank, p.top_k, p.max_nodes_per_token).hits();
+  const double t = p.tokens_per_gpu, rows = static_cast<double>(p.top_k) / ep;
   for (int s = 0; s < ep; ++s) {
-    for (int n = 0; n < n_nodes; ++n) c.node_tokens[z(s) * z(n_nodes) + z(n)] = t * node_p;
+    for (int n = 0; n < n_nodes; ++n) c.node_tokens[z(s) * z(n_nodes) + z(n)] = t * h.node;
     for (int r = 0; r < ep; ++r) {
-      c.rank_tokens[z(s) * z(ep) + z(r)] = t * rank_p;
+      c.rank_tokens[z(s) * z(ep) + z(r)] = t * h.rank;
       c.expert_rows[z(s) * z(ep) + z(r)] = t * rows;
     }
   }
@@ -212,29 +296,43 @@ Placement placement(const MoeTrafficParams& p) {
   return pl;
 }
 
-// One sampled token of source rank s: node-limited top-k by Gumbel-perturbed
-// log-loads (sampling without replacement proportional to load). Adds its
-// distinct nodes, distinct ranks and expert rows to the counts, x weight.
+// The token's expert scores: log load + Gumbel noise. Taking the top k of
+// these is sampling k experts without replacement with probability
+// proportional to load (Gumbel-top-k, i.e. Plackett-Luce); with equal loads
+// the scores are i.i.d., as in DeepEP's benchmark.
+std::vector<double> expert_scores(const std::vector<double>& load, const DrawKey& key, int s, std::uint64_t token) {
+  std::vector<double> score(load.size());
+  for (std::size_t e = 0; e < load.size(); ++e) score[e] = gumbel_key(load[e], uniform(key, z(s), token, e));
+  return score;
+}
+
+// Node-limited routing of one token on the scores: the M nodes whose best
+// expert (home placement) scores highest, then the top k experts on them.
+std::vector<int> route_token(const RoutingCounts& c, const MoeTrafficParams& p, std::vector<double> score) {
+  const int per_rank = p.routed_experts / c.ep;
+  const auto node_of_expert = [&](int e) { return c.node_of_rank[z(e / per_rank)]; };
+  std::vector<double> node_score(z(c.nodes()), -std::numeric_limits<double>::infinity());
+  for (int e = 0; e < p.routed_experts; ++e)
+    node_score[z(node_of_expert(e))] = std::max(node_score[z(node_of_expert(e))], score[z(e)]);
+  const auto chosen = top_indices(node_score, effective_node_limit(c.nodes(), p.max_nodes_per_token));
+  for (int e = 0; e < p.routed_experts; ++e)
+    if (std::find(chosen.begin(), chosen.end(), node_of_expert(e)) == chosen.end())
+      score[z(e)] = -std::numeric_limits<double>::infinity();
+  return top_indices(score, p.top_k);
+}
+
+// One sampled token of source rank s: adds its distinct nodes, distinct
+// ranks and expert rows to the counts, x weight. A replicated expert's copy
+// is drawn uniformly (tokens split evenly in expectation); a copy may sit on
+// a node outside the M chosen ones, so replicas can raise the node count.
 void sample_token(RoutingCounts& c, const MoeTrafficParams& p, const std::vector<double>& load,
                   const Placement& pl, const DrawKey& key, int s, std::uint64_t token, double weight) {
-  const int per_rank = p.routed_experts / c.ep;
-  std::vector<double> node_w(z(c.nodes()), 0.0);
-  for (int e = 0; e < p.routed_experts; ++e) node_w[z(c.node_of_rank[z(e / per_rank)])] += load[z(e)];
-  std::vector<double> node_key(node_w.size());
-  for (std::size_t n = 0; n < node_w.size(); ++n) node_key[n] = gumbel_key(node_w[n], uniform(key, z(s), token, n));
-  const auto chosen = top_indices(node_key, effective_node_limit(c.nodes(), p.max_nodes_per_token));
-  std::vector<double> expert_key(z(p.routed_experts), -std::numeric_limits<double>::infinity());
-  for (int e = 0; e < p.routed_experts; ++e) {
-    const int home_node = c.node_of_rank[z(e / per_rank)];
-    if (std::find(chosen.begin(), chosen.end(), home_node) != chosen.end())
-      expert_key[z(e)] = gumbel_key(load[z(e)], uniform(key, z(s), token, node_w.size() + z(e)));
-  }
   std::vector<char> node_hit(z(c.nodes()), 0), rank_hit(z(c.ep), 0);
   const DrawKey copy_key{key.seed, key.layer, key.micro_batch, key.stream + 1};
-  for (int e : top_indices(expert_key, p.top_k)) {
+  for (int e : route_token(c, p, expert_scores(load, key, s, token))) {
     const auto& copies = pl.copies[z(e)];
-    const auto pick = std::min(copies.size() - 1, z(static_cast<std::int64_t>(uniform(copy_key, z(s), token, z(e)) * static_cast<double>(copies.size()))));
-    const int r = copies[pick];
+    const double u = uniform(copy_key, z(s), token, z(e));
+    const int r = copies[std::min(copies.size() - 1, static_cast<std::size_t>(u * static_cast<double>(copies.size())))];
     c.expert_rows[z(s) * z(c.ep) + z(r)] += weight;
     rank_hit[z(r)] = 1;
     node_hit[z(c.node_of_rank[z(r)])] = 1;
@@ -341,15 +439,34 @@ const char* to_string(MoeHop h) {
   return "?";
 }
 
+MoeTrafficParams moe_traffic_params(const Architecture& arch, std::vector<int> ep_group, int gpus_per_node,
+                                    double tokens_per_gpu, Precision dispatch_precision) {
+  if (!arch.moe) throw std::invalid_argument(fmt::format("moe traffic: {} has no MoE layers", arch.name));
+  if (gpus_per_node < 1) throw std::invalid_argument("moe traffic: gpus_per_node must be >= 1");
+  const MoeConfig& m = *arch.moe;
+  MoeTrafficParams p;
+  const int ep = static_cast<int>(ep_group.size());
+  p.ep_group = std::move(ep_group);
+  p.routed_experts = m.routed_experts;
+  p.tokens_per_gpu = tokens_per_gpu;
+  p.top_k = m.experts_per_token;
+  if (m.max_groups_per_token > 0) {
+    const int nodes = std::max(1, (ep + gpus_per_node - 1) / gpus_per_node);
+    p.max_nodes_per_token = m.max_groups_per_token * std::max(1, (nodes + m.expert_groups - 1) / m.expert_groups);
+  }
+  p.dispatch_bytes_per_token = dispatch_bytes_per_token(arch, dispatch_precision);
+  p.combine_bytes_per_token = bf16_bytes_per_token(arch.hidden);
+  return p;
+}
+
 double fp8_dispatch_bytes_per_token(int hidden) { return hidden * (1.0 + 4.0 / 128.0); }
 double bf16_bytes_per_token(int hidden) { return 2.0 * hidden; }
 
 double expected_nodes_per_token(int nodes, int experts_per_node, int top_k, int max_nodes) {
   const int m = effective_node_limit(nodes, max_nodes);
-  const int pool = m * experts_per_node;
-  if (nodes < 1 || experts_per_node < 1 || top_k < 1 || top_k > pool)
+  if (nodes < 1 || experts_per_node < 1 || top_k < 1 || top_k > m * experts_per_node)
     throw std::invalid_argument("expected_nodes_per_token: need nodes, experts >= 1 and 1 <= top_k <= experts reachable");
-  return m * (1.0 - choose_ratio(pool - experts_per_node, pool, top_k));
+  return nodes * BalancedRouting(nodes, experts_per_node, experts_per_node, top_k, max_nodes).hits().node;
 }
 
 RoutingCounts routing_counts(const hw::Topology& topo, const MoeTrafficParams& p) {
@@ -368,6 +485,9 @@ MoeTraffic moe_traffic(const hw::Topology& topo, const MoeTrafficParams& p, MoeP
 
 MoeTraffic moe_traffic(const hw::Topology& topo, const MoeTrafficParams& p, const RoutingCounts& c, MoePhase phase) {
   validate(topo, p);
+  if (c.ep != ep_size(p) || c.node_of_rank.size() != z(c.ep) || c.node_tokens.size() != z(c.ep) * z(c.nodes()) ||
+      c.rank_tokens.size() != z(c.ep) * z(c.ep) || c.expert_rows.size() != z(c.ep) * z(c.ep))
+    throw std::invalid_argument("moe traffic: routing counts do not match the EP group");
   const bool combine = phase == MoePhase::Combine;
   const double bytes = combine ? p.combine_bytes_per_token : p.dispatch_bytes_per_token;
   MoeTraffic t;

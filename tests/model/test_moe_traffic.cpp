@@ -9,6 +9,7 @@
 
 #include "trainsim/hardware/gpu.hpp"
 #include "trainsim/hardware/topology.hpp"
+#include "trainsim/model/architecture.hpp"
 #include "trainsim/model/moe_traffic.hpp"
 
 using namespace trainsim;
@@ -163,23 +164,52 @@ TEST_SUITE("unit") {
     CHECK(r.deepep_bandwidth_Bps == doctest::Approx(160e9 * 8 / 7).epsilon(0.005));
   }
 
-  TEST_CASE("moe traffic: expected nodes per token, formula against sampling") {
-    // V3 at EP64: 8 nodes of 32 experts, at most 4 per token, top-8:
-    //   4 x (1 - C(96,8)/C(128,8)) = 3.629.
-    CHECK(expected_nodes_per_token(8, 32, 8, 4) == doctest::Approx(4 * 0.9072527311064251));
-    // Unlimited over 2 nodes of 128: 2 x (1 - C(128,8)/C(256,8)) = 1.99302.
+  TEST_CASE("moe traffic: expected nodes per token, formula against an independent derivation and sampling") {
+    // Independent derivation. Sort all N*m experts by score. The chosen nodes
+    // are the first M distinct nodes of that order; the j-th of them is hit
+    // iff its first expert lies among the first k of the whole order (all
+    // experts before it belong to the j-1 nodes already chosen). So the nodes
+    // hit are min(M, D), D the distinct nodes of an unlimited top-k, with
+    //   P(D = d) = C(N, d) * sum_i (-1)^i C(d, i) C((d - i) m, k) / C(N m, k).
+    const auto choose = [](double n, int k) {
+      double r = 1;
+      for (int i = 0; i < k; ++i) r *= (n - i) / (i + 1);
+      return n < k ? 0.0 : r;
+    };
+    const auto min_m_d = [&](int n, int m, int k, int lim) {
+      double e = 0;
+      for (int d = 1; d <= n; ++d) {
+        double covers = 0;
+        for (int i = 0; i <= d; ++i) covers += (i % 2 ? -1 : 1) * choose(d, i) * choose((d - i) * m, k);
+        e += std::min(d, lim) * choose(n, d) * covers / choose(n * m, k);
+      }
+      return e;
+    };
+    // V3 at EP64: 8 nodes of 32 experts, <= 4 per token, top-8: 3.98 (a
+    // direct simulation of DeepEP's benchmark routing gave 3.98 as well).
+    CHECK(expected_nodes_per_token(8, 32, 8, 4) == doctest::Approx(min_m_d(8, 32, 8, 4)).epsilon(1e-9));
+    CHECK(expected_nodes_per_token(8, 32, 8, 4) == doctest::Approx(3.98).epsilon(0.002));
+    CHECK(expected_nodes_per_token(16, 16, 8, 4) == doctest::Approx(min_m_d(16, 16, 8, 4)).epsilon(1e-9));
+    // At N = 32 the alternating sum cancels too much in double; its value in
+    // exact rational arithmetic is 1.9999999999999218.
+    CHECK(expected_nodes_per_token(32, 8, 8, 2) == doctest::Approx(1.9999999999999218).epsilon(1e-12));
+    // No limit: plain top-k, 2 x (1 - C(128,8)/C(256,8)) = 1.99302.
     CHECK(expected_nodes_per_token(2, 128, 8, 0) == doctest::Approx(2 * 0.9965100577159106));
-    // A flat histogram is sampled with the same two-stage rule (uniform M of N
-    // nodes, then k of their experts), so the sampled mean converges to the
-    // formula. 64 sources x 2048 tokens = 131k tokens; the per-token count has
-    // a standard deviation below 0.5, so the standard error is < 0.002: 1%.
+    // A flat histogram is sampled with i.i.d. Gumbel scores, the same routing,
+    // so the sampled mean converges to the formula: 64 sources x 2048 tokens
+    // = 131k tokens; the per-token count has a standard deviation below 0.5,
+    // so the standard error is < 0.002: 1% is > 10 standard errors.
     const hw::Topology topo = hw::Topology::build(mpft(8, 8));
     MoeTrafficParams p = v3(64);
+    const RoutingCounts exact = routing_counts(topo, p);
     p.routing = sampled(RoutingKind::Histogram, 7, 2048);
     p.routing.expert_load.assign(256, 1.0);
     const RoutingCounts c = routing_counts(topo, p);
-    const double sampled = std::accumulate(c.node_tokens.begin(), c.node_tokens.end(), 0.0) / (64 * 4096.0);
-    CHECK(sampled == doctest::Approx(expected_nodes_per_token(8, 32, 8, 4)).epsilon(0.01));
+    const auto mean_of = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / v.size(); };
+    const double sampled_nodes = std::accumulate(c.node_tokens.begin(), c.node_tokens.end(), 0.0) / (64 * 4096.0);
+    CHECK(sampled_nodes == doctest::Approx(expected_nodes_per_token(8, 32, 8, 4)).epsilon(0.01));
+    // The per-rank probability (the dynamic programme's second output) too.
+    CHECK(mean_of(c.rank_tokens) == doctest::Approx(mean_of(exact.rank_tokens)).epsilon(0.01));
     // Every token takes exactly top_k experts: rows sum to tokens x k.
     const double rows = std::accumulate(c.expert_rows.begin(), c.expert_rows.end(), 0.0);
     CHECK(rows == doctest::Approx(64 * 4096.0 * 8));
@@ -200,6 +230,28 @@ TEST_SUITE("unit") {
     p.routing.kind = RoutingKind::Dirichlet;
     p.routing.dirichlet_alpha = 0.3;
     CHECK(routing_counts(topo, p).expert_rows == routing_counts(topo, p).expert_rows);
+  }
+
+  TEST_CASE("moe traffic: skew concentrates rows; a flat Dirichlet approaches balanced") {
+    // Balanced: every rank receives 16 sources x 4096 tokens x 8 / 16 =
+    // 32,768 rows. Zipf s = 1.2 over 256 experts puts ~20% of the load on the
+    // hottest expert, so its rank receives far more (> 1.5x asserted, loose:
+    // which rank is hottest depends on the draw). Dirichlet with alpha = 1e4
+    // has loads within ~1% of uniform: nodes per token within 1% of balanced.
+    const hw::Topology topo = hw::Topology::build(mpft(2, 8));
+    MoeTrafficParams p = v3(16);
+    const MoeTraffic flat = moe_traffic(topo, p, MoePhase::Dispatch);
+    CHECK(flat.received_rows[0] == doctest::Approx(32768.0));
+    p.routing = sampled(RoutingKind::Zipf, 3, 512);
+    p.routing.zipf_exponent = 1.2;
+    const MoeTraffic hot = moe_traffic(topo, p, MoePhase::Dispatch);
+    CHECK(*std::max_element(hot.received_rows.begin(), hot.received_rows.end()) > 1.5 * 32768.0);
+    p.routing = sampled(RoutingKind::Dirichlet, 3, 1024);
+    p.routing.dirichlet_alpha = 1e4;
+    const RoutingCounts d = routing_counts(topo, p), b = routing_counts(topo, v3(16));
+    const auto sum = [](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); };
+    CHECK(sum(d.node_tokens) == doctest::Approx(sum(b.node_tokens)).epsilon(0.01));
+    CHECK(sum(d.rank_tokens) == doctest::Approx(sum(b.rank_tokens)).epsilon(0.01));
   }
 
   TEST_CASE("moe traffic: a replica halves the hot expert's rank load") {
@@ -228,6 +280,22 @@ TEST_SUITE("unit") {
     CHECK(loaded.saturating_comm_sms == defaults.saturating_comm_sms);
     CHECK(loaded.comm_sms == loaded.saturating_comm_sms);
     CHECK(loaded.sm_factor() == 1.0);
+  }
+
+  TEST_CASE("moe traffic: parameters from the DeepSeek-V3 preset") {
+    // V3: 256 routed experts, top-8, 8 groups, 4 groups per token, hidden
+    // 7168. EP64 = 8 nodes, one group per node: M = 4 x 1 = 4. FP8 dispatch
+    // 7168 x 1.03125 = 7392 B; BF16 combine 14336 B. EP256 = 32 nodes, a
+    // group spans 4 nodes: M = 4 x 4 = 16.
+    const Architecture v3a = architecture_preset("deepseek-v3");
+    const MoeTrafficParams p = moe_traffic_params(v3a, first_gpus(64), 8, 4096, Precision::FP8);
+    CHECK(p.routed_experts == 256);
+    CHECK(p.top_k == 8);
+    CHECK(p.max_nodes_per_token == 4);
+    CHECK(p.dispatch_bytes_per_token == doctest::Approx(7392));
+    CHECK(p.combine_bytes_per_token == doctest::Approx(14336));
+    CHECK(moe_traffic_params(v3a, first_gpus(256), 8, 4096, Precision::BF16).max_nodes_per_token == 16);
+    CHECK(moe_traffic_params(v3a, first_gpus(8), 8, 1, Precision::BF16).dispatch_bytes_per_token == doctest::Approx(14336));
   }
 
   TEST_CASE("moe traffic: bad parameters are rejected") {

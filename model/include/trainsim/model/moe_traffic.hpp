@@ -19,13 +19,18 @@
 // * Experts are placed by EP rank (expert e on rank e / (experts / ep)), plus
 //   optional redundant copies of hot experts; a replicated expert's tokens
 //   are split evenly over its copies.
-// * Routing models: `balanced` is the expectation of uniform node-limited
-//   top-k routing in closed form (a token picks M of the group's N nodes
-//   uniformly, then k of the experts on those nodes uniformly), identical for
-//   every layer and micro-batch. `zipf`, `dirichlet` and `histogram` give each
-//   expert a load; tokens are sampled (see sample_routing below) with a
-//   counter-based RNG keyed by (seed, layer, micro-batch, ...), so any caller
-//   gets the same draw in any order.
+// * Routing models. All route a token the way DeepEP's benchmark does: each
+//   expert gets a score, the M nodes whose best expert scores highest are
+//   chosen, then the top-k experts on those nodes. `balanced` (the default,
+//   what DeepSeek's profile assumed) has i.i.d. scores and is computed in
+//   expectation in closed form (routing_counts; the derivation is in
+//   moe_traffic.cpp), identical for every layer and micro-batch. `zipf`,
+//   `dirichlet` and `histogram` give each expert a load p_e; a token's
+//   scores are log p_e plus Gumbel noise (top-k = k experts drawn without
+//   replacement in proportion to load), drawn from a counter-based RNG keyed
+//   by (seed, layer, micro-batch, source rank, token, expert), so any caller
+//   gets the same draw in any order. At most max_sampled_tokens tokens per
+//   source GPU are sampled and the counts scaled to tokens_per_gpu.
 // * Per GPU: the expert rows it receives (tokens x experts hosted: the expert
 //   GEMMs' M) and DeepEP's "logical" byte counts (deepep_* fields below).
 // * Timing: bytes per link and the idle-network bottleneck time, or a run of
@@ -52,15 +57,22 @@
 // --------------------
 // Against DeepEP's published normal-kernel bottleneck bandwidths on H800
 // (EP8 NVLink, EP16/32/64 RDMA; tests/model/test_moe_traffic.cpp, suite
-// "validation", and docs/VALIDATION.md). Those figures were never used to set
-// any parameter: link efficiencies come from DeepSeek's statements of the
-// achievable NVLink and IB rates.
+// "validation", and docs/VALIDATION.md): EP8, EP32 and EP64 within 20%
+// (+19/+16%, -8/-7%, -11/-9% dispatch/combine); EP16 misses (+30%: the model
+// is NVLink-bound there and DeepEP's forwarding reaches less than the link).
+// Those figures were never used to set any parameter: link efficiencies are
+// DeepSeek's statements of the achievable NVLink and IB rates
+// (data/network/efficiency.json). The balanced expectation is checked
+// against an independent derivation and against sampling; unit tests derive
+// transfer bytes and times by hand.
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "trainsim/common/precision.hpp"
 #include "trainsim/common/units.hpp"
 #include "trainsim/hardware/topology.hpp"
+#include "trainsim/model/architecture.hpp"
 
 namespace trainsim::model {
 
@@ -101,6 +113,14 @@ struct MoeTrafficParams {
   int micro_batch = 0;  // key of the routing draw (sampled models)
 };
 
+// Parameters for an MoE architecture (std::invalid_argument without MoE):
+// experts, top-k, dispatch bytes in `dispatch_precision` (FP8: with scales),
+// BF16 combine, and the node limit M = max_groups_per_token x the nodes one
+// expert group spans (as model::dispatch_nodes_per_token), 0 when unlimited.
+// Routing stays balanced; layer and micro-batch 0.
+MoeTrafficParams moe_traffic_params(const Architecture& arch, std::vector<int> ep_group, int gpus_per_node,
+                                    double tokens_per_gpu, Precision dispatch_precision);
+
 // hidden * (1 + 4/128): FP8 values plus one FP32 scale per 128 channels.
 double fp8_dispatch_bytes_per_token(int hidden);
 // 2 * hidden: BF16.
@@ -140,18 +160,30 @@ struct MoeTraffic {
   std::vector<MoeTransfer> transfers;  // no self transfers
   std::vector<int> ep_group;
   std::vector<double> received_rows;  // per EP rank: tokens x experts hosted
-  // DeepEP's benchmark byte counts per EP rank (tests/legacy/test_internode.py
-  // and test_intranode.py): rdma = (token, target node) pairs of this GPU's
-  // tokens, own node included, x bytes per token; nvl = distinct tokens this
-  // GPU receives (from itself too) x bytes per token. Combine uses the same
-  // pair counts with the combine bytes.
+  // DeepEP's benchmark byte counts per EP rank, as its printed GB/s count
+  // them (deepseek-ai/DeepEP @ dd758ca, tests/legacy/test_internode.py
+  // l.60-63, 224-227, 239-264, 301-311; tests/legacy/test_intranode.py
+  // l.188-189, 198-220, 255-262):
+  //  * rdma: the number of (token, distinct target node) pairs of this GPU's
+  //    tokens, the GPU's OWN node included, x hidden x 2 (BF16), x (1 + 4/128)
+  //    / 2 for FP8 dispatch: i.e. x bytes per token. Combine uses the same
+  //    pair count x BF16 bytes. Logical bytes: the own-node copy never
+  //    crosses IB, which is how EP32 can print 58 GB/s on a 50 GB/s NIC.
+  //  * nvl: rows this GPU receives (recv_x: one per distinct token, from
+  //    every source including itself) x bytes per token.
+  // The time divided into them is the dispatch (combine) kernel's mean
+  // duration from the profiler, excluding the separate notify kernel (the
+  // size exchange), with the best of a sweep of chunk sizes; internode runs
+  // report rdma bytes / t ("RDMA" bandwidth), intranode runs nvl bytes / t.
   std::vector<double> deepep_rdma_bytes;
   std::vector<double> deepep_nvl_bytes;
   bool internode = false;  // the group spans more than one node
 };
 
-// Expected distinct nodes per token under uniform node-limited top-k routing
-// over `nodes` nodes of `experts_per_node` experts (closed form, see .cpp).
+// Expected distinct nodes per token under balanced node-limited top-k routing
+// (i.i.d. expert scores, the max_nodes nodes with the best expert, then top_k
+// of their experts) over `nodes` nodes of `experts_per_node` experts; exact
+// (see moe_traffic.cpp). V3 at EP64 (8, 32, 8, 4): 3.98.
 double expected_nodes_per_token(int nodes, int experts_per_node, int top_k, int max_nodes);
 
 // Token counts of the routing model (balanced: closed form; others sampled).
