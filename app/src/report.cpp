@@ -15,6 +15,9 @@ using model::ChunkOpType;
 std::vector<std::string> symmetry_breakers(const Scenario& scenario) {
   std::vector<std::string> why;
   if (scenario.stragglers.any()) why.push_back("stragglers");
+  if (scenario.routing.kind != model::RoutingKind::Balanced)
+    why.push_back(fmt::format("{} expert routing", model::to_string(scenario.routing.kind)));
+  if (!scenario.cluster.network.faults.empty()) why.push_back("network faults or degradations");
   return why;
 }
 
@@ -57,6 +60,8 @@ Simulation simulate(const Scenario& scenario, const SimulateOptions& options, co
   in.profile = &sim.profile;
   in.fidelity = fidelity;
   in.slowdown = scenario.stragglers.factors(scenario.cluster.total_gpus());
+  in.routing = scenario.routing;
+  in.routing_states = scenario.routing_states;
   sim.step = model::simulate_step(in);
   return sim;
 }

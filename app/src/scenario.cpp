@@ -67,6 +67,53 @@ StragglerSpec parse_stragglers(JsonObject& o, int gpus) {
   return s;
 }
 
+// /moe_routing: {"model": "balanced" | "zipf" | "dirichlet" | "histogram",
+//   "zipf_exponent", "dirichlet_alpha", "expert_load": [one weight per expert],
+//   "seed", "states", "sampled_tokens", "replicas": [{"expert", "ep_rank"}]}
+void parse_routing(JsonObject& o, Scenario& s) {
+  model::RoutingModel& r = s.routing;
+  const std::string kind = o.choice_or("model", "balanced", {"balanced", "zipf", "dirichlet", "histogram"});
+  r.kind = kind == "zipf" ? model::RoutingKind::Zipf
+           : kind == "dirichlet" ? model::RoutingKind::Dirichlet
+           : kind == "histogram" ? model::RoutingKind::Histogram
+                                 : model::RoutingKind::Balanced;
+  r.zipf_exponent = o.number_or("zipf_exponent", 1.0, 0.0, 10.0);
+  r.dirichlet_alpha = o.number_or("dirichlet_alpha", 1.0, 1e-3, 1e6);
+  r.seed = static_cast<std::uint64_t>(o.integer_or("seed", 0, 0, 1LL << 53));
+  r.max_sampled_tokens = static_cast<int>(o.integer_or("sampled_tokens", 1024, 1, 1 << 20));
+  s.routing_states = static_cast<int>(o.integer_or("states", 16, 1, 4096));
+  const int experts = s.arch.moe ? s.arch.moe->routed_experts : 0;
+  if (const Json* load = o.raw_optional("expert_load")) {
+    if (!load->is_array() || static_cast<int>(load->size()) != experts)
+      o.fail("expert_load", fmt::format("an array of {} non-negative weights, one per routed expert", experts));
+    for (std::size_t i = 0; i < load->size(); ++i) {
+      const Json& v = (*load)[i];
+      if (!v.is_number() || !(v.get<double>() >= 0) || !std::isfinite(v.get<double>()))
+        throw InputError(o.file(), fmt::format("{}/{}", o.child_path("expert_load"), i), describe_json(v),
+                         "a finite weight >= 0");
+      r.expert_load.push_back(v.get<double>());
+    }
+  }
+  if (r.kind == model::RoutingKind::Histogram && r.expert_load.empty())
+    o.fail("expert_load", "per-expert weights for the \"histogram\" model");
+  if (const Json* reps = o.raw_optional("replicas")) {
+    if (!reps->is_array()) o.fail("replicas", "an array of {\"expert\": e, \"ep_rank\": r} objects");
+    for (std::size_t i = 0; i < reps->size(); ++i) {
+      JsonObject e((*reps)[i], o.file(), fmt::format("{}/{}", o.child_path("replicas"), i));
+      model::ExpertReplica x;
+      x.expert = static_cast<int>(e.integer("expert", 0, std::max(0, experts - 1)));
+      x.ep_rank = static_cast<int>(e.integer("ep_rank", 0, std::max(0, s.plan.ep - 1)));
+      e.finish();
+      r.replicas.push_back(x);
+    }
+    if (!r.replicas.empty() && r.kind == model::RoutingKind::Balanced)
+      o.fail("replicas", "a skewed routing model (replicas of hot experts change nothing under balanced routing)");
+  }
+  if (r.kind != model::RoutingKind::Balanced && (!s.arch.moe || s.plan.ep <= 1))
+    o.fail("model", "\"balanced\": the scenario has no expert-parallel MoE layers to route");
+  o.finish();
+}
+
 // Layout checks that need the whole scenario. Each names the key to change.
 void check_layout(Scenario& s, const std::string& file) {
   const auto& a = s.arch;
@@ -183,8 +230,10 @@ Scenario parse_scenario(const nlohmann::json& j, const std::string& file) {
   }
   s.calibration = root.string_or("calibration", "h800");
   if (auto st = root.object_optional("stragglers")) s.stragglers = parse_stragglers(*st, s.cluster.total_gpus());
+  auto routing = root.object_optional("moe_routing");
   root.finish();
   check_layout(s, file);
+  if (routing) parse_routing(*routing, s);  // needs the model and the plan
   return s;
 }
 
@@ -243,6 +292,16 @@ nlohmann::json to_json(const Scenario& s) {
     nlohmann::json g = nlohmann::json::array();
     for (const auto& l : s.stragglers.gpus) g.push_back({{"gpu", l.gpu}, {"slowdown", l.slowdown}});
     j["stragglers"] = {{"gpus", g}, {"spread", {{"sigma", s.stragglers.spread_sigma}, {"seed", s.stragglers.seed}}}};
+  }
+  if (s.routing.kind != model::RoutingKind::Balanced) {
+    const auto& r = s.routing;
+    nlohmann::json reps = nlohmann::json::array();
+    for (const auto& x : r.replicas) reps.push_back({{"expert", x.expert}, {"ep_rank", x.ep_rank}});
+    j["moe_routing"] = {{"model", model::to_string(r.kind)}, {"zipf_exponent", r.zipf_exponent},
+                        {"dirichlet_alpha", r.dirichlet_alpha}, {"seed", r.seed},
+                        {"sampled_tokens", r.max_sampled_tokens}, {"states", s.routing_states},
+                        {"replicas", reps}};
+    if (!r.expert_load.empty()) j["moe_routing"]["expert_load"] = r.expert_load;
   }
   return j;
 }

@@ -48,6 +48,7 @@ struct Running {
   Time comm_started{};         // when its last communication kernel started
   bool waiting = false;        // its next kernel waits for a stream
   bool backward = false;
+  int role = 0;                // 0: the op's forward program, 1: its backward
 };
 
 // One tail step: a gradient collective or (kind None) the optimizer.
@@ -65,6 +66,8 @@ struct Gpu {
   bool running = false;
   std::array<Running, 2> prog{};
   int nprog = 0, unfinished = 0;
+  const std::vector<std::pair<int, int>>* comm_order = nullptr;  // FB ops
+  std::size_t comm_next = 0;
   bool compute_busy = false, comm_busy = false;
   Time compute_idle_since{}, op_start{}, idle_since{};
   Time last_send{};                // send time of the input that arrived last
@@ -122,9 +125,10 @@ class ClusterExecutor {
   void advance(int gi, int p);
 
   // ---- collectives ----
-  void join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key);
+  void join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key, int state = 0);
   std::pair<int, const std::vector<int>*> group_of(const Gpu& g, CommKind kind, bool expert);
-  const Bundle& bundle(CommKind kind, int cls, int group, const std::vector<int>& members, double bytes);
+  const Bundle& bundle(CommKind kind, int cls, int group, const std::vector<int>& members, double bytes, int state);
+  int state_of(const Gpu& g, const Running& r, const TimedOp& op) const;
   void collective_done(InstanceKey key, Time first);
   int simulated_members(int cls, int group, const std::vector<int>& members);
 
@@ -137,6 +141,7 @@ class ClusterExecutor {
   const ClusterExecInputs& in_;
   const Schedule& s_;
   const ClusterLayout& layout_;
+  int layer_ep_group(const Gpu& g) const { return layout_.ep_group_of(g.id); }
   ChunkIx ix_;
   int slots_ = 1;  // simulated replicas per rank
   sim::Engine engine_;
@@ -146,7 +151,7 @@ class ClusterExecutor {
   std::vector<unsigned char> fwd_input_, fwd_done_, grad_input_, bwd_done_;
   std::vector<Time> send_time_;  // when the chunk's input left its sender
   std::unordered_map<InstanceKey, Instance, InstanceKeyHash> instances_;
-  std::map<std::tuple<int, int, double>, Bundle> bundles_;
+  std::map<std::tuple<int, int, double, int>, Bundle> bundles_;
   std::map<std::pair<int, int>, std::vector<int>> members_;
   std::map<std::pair<int, int>, int> sim_members_;
   std::map<std::pair<int, int>, GroupStats> group_stats_;
@@ -167,6 +172,8 @@ ClusterExecutor::ClusterExecutor(const ClusterExecInputs& in)
   if (in.topology->gpu_count() < layout_.gpus())
     throw std::invalid_argument(fmt::format("execute_cluster: the layout needs {} GPUs, the topology has {}",
                                             layout_.gpus(), in.topology->gpu_count()));
+  if (in.routing_state && (!in.retime || static_cast<int>(in.stage_first_layer.size()) != s_.stages))
+    throw std::invalid_argument("execute_cluster: routing states need retime and every stage's first layer");
   if (static_cast<int>(in.tail.size()) != s_.ranks)
     throw std::invalid_argument("execute_cluster: tail work must be given per pipeline rank");
   slots_ = in.fidelity == Fidelity::Full ? layout_.per_rank() : 1;
@@ -282,19 +289,27 @@ void ClusterExecutor::begin_op(Gpu& g, const ScheduleOp& op) {
     return &(*v)[static_cast<std::size_t>(stage)];
   };
   g.nprog = 0;
+  g.comm_order = nullptr;
+  g.comm_next = 0;
   auto add = [&](const ChunkProgram* p, bool backward) {
     if (p->ops.empty()) return;
-    g.prog[static_cast<std::size_t>(g.nprog++)] = Running{p, 0, engine_.now(), Time::zero(), true, backward};
+    const int role = op.type == ChunkOpType::FB && backward ? 1 : 0;
+    g.prog[static_cast<std::size_t>(g.nprog++)] = Running{p, 0, engine_.now(), Time::zero(), true, backward, role};
   };
   switch (op.type) {
     case ChunkOpType::F: add(at(in_.program_f, op.fwd.stage), false); break;
     case ChunkOpType::B: add(at(in_.program_b, op.bwd.stage), true); break;
     case ChunkOpType::W: add(at(in_.program_w, op.bwd.stage), true); break;
     case ChunkOpType::BW: add(at(in_.program_bw, op.bwd.stage), true); break;
-    case ChunkOpType::FB:
+    case ChunkOpType::FB: {
       add(at(in_.program_f, op.fwd.stage), false);
       add(at(in_.program_bw, op.bwd.stage), true);
+      const auto it = in_.fb_comm_order.find({op.fwd.stage, op.bwd.stage});
+      if (it == in_.fb_comm_order.end())
+        throw std::invalid_argument(fmt::format("execute_cluster: no communication order for the pair ({})", describe(op)));
+      g.comm_order = &it->second;
       break;
+    }
   }
   g.unfinished = g.nprog;
 }
@@ -379,6 +394,20 @@ void ClusterExecutor::dispatch(int gi) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   for (Stream s : {Stream::Compute, Stream::Comm}) {
     if (s == Stream::Compute ? g.compute_busy : g.comm_busy) continue;
+    if (s == Stream::Comm && g.comm_order) {
+      // The pair's fixed order: only the next collective in it may start.
+      if (g.comm_next >= g.comm_order->size()) continue;
+      const auto [role, index] = (*g.comm_order)[g.comm_next];
+      for (int p = 0; p < g.nprog; ++p) {
+        const Running& r = g.prog[static_cast<std::size_t>(p)];
+        if (r.role == role && r.waiting && static_cast<int>(r.pc) == index) {
+          ++g.comm_next;
+          start_kernel(gi, p, s);
+          break;
+        }
+      }
+      continue;
+    }
     int best = -1;
     for (int p = 0; p < g.nprog; ++p) {
       const Running& r = g.prog[static_cast<std::size_t>(p)];
@@ -415,14 +444,27 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
       }
     }
     g.compute_busy = true;
-    const Time d = Time::seconds(op.duration.to_seconds() * g.slowdown);
+    const Time base = in_.retime ? in_.retime(g.id, op, state_of(g, r, op)) : op.duration;
+    const Time d = g.slowdown == 1.0 ? base : Time::seconds(base.to_seconds() * g.slowdown);
     engine_.schedule(d, [this, gi, p, now] { kernel_done(gi, p, Stream::Compute, now); });
     return;
   }
   g.comm_busy = true;
   r.comm_started = now;
   const InstanceKey key{static_cast<int>(op.op.comm.kind), 0, static_cast<int>(g.next), p * 65536 + static_cast<int>(r.pc)};
-  join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key);
+  const int state = is_ep(op.op.comm.kind) && in_.routing_state ? state_of(g, r, op) : 0;
+  join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key, state);
+}
+
+// The routing state of the chunk a kernel belongs to: its EP group at the
+// kernel's global layer and the chunk's micro-batch.
+int ClusterExecutor::state_of(const Gpu& g, const Running& r, const TimedOp& op) const {
+  if (!in_.routing_state) return 0;
+  const ScheduleOp& sop = s_.per_rank[static_cast<std::size_t>(g.rank)][g.next];
+  const ChunkRef& c = r.backward ? sop.bwd : sop.fwd;
+  const int layer = in_.stage_first_layer[static_cast<std::size_t>(c.stage)] + op.layer;
+  const int mb = c.direction * ix_.per_direction + c.microbatch;
+  return in_.routing_state(layer_ep_group(g), layer, mb);
 }
 
 void ClusterExecutor::kernel_done(int gi, int p, Stream s, Time begin) {
@@ -488,15 +530,15 @@ int ClusterExecutor::simulated_members(int cls, int group, const std::vector<int
 }
 
 const Bundle& ClusterExecutor::bundle(CommKind kind, int cls, int group, const std::vector<int>& members,
-                                      double bytes) {
-  const auto key = std::make_tuple(static_cast<int>(kind) * 4 + cls, group, bytes);
+                                      double bytes, int state) {
+  const auto key = std::make_tuple(static_cast<int>(kind) * 4 + cls, group, bytes, state);
   auto it = bundles_.find(key);
   if (it != bundles_.end()) return it->second;
-  const CollectiveTraffic t = in_.traffic(kind, members, bytes);
+  const CollectiveTraffic t = in_.traffic(kind, members, bytes, state);
   return bundles_.emplace(key, make_bundle(*in_.topology, t.transfers, t.sequential_steps)).first->second;
 }
 
-void ClusterExecutor::join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key) {
+void ClusterExecutor::join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key, int state) {
   const Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   const auto [group, members] = group_of(g, kind, expert);
   const int cls = group_class(kind, expert);
@@ -510,7 +552,7 @@ void ClusterExecutor::join(int gi, int p, CommKind kind, bool expert, double byt
   inst.members.emplace_back(gi, p);
   if (inst.arrived < simulated_members(cls, group, *members)) return;
   ++collectives_;
-  const Bundle& b = bundle(kind, cls, group, *members, bytes);
+  const Bundle& b = bundle(kind, cls, group, *members, bytes, state);
   const Time first = inst.first;
   GroupStats& gs = group_stats_[{key.kind, group}];
   gs.kind = kind;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <numeric>
 #include <stdexcept>
@@ -76,9 +77,20 @@ void pair_costs(StepResult& r) {
     for (const ScheduleOp& op : ops) {
       if (op.type != ChunkOpType::FB || seen[{op.fwd.stage, op.bwd.stage}]) continue;
       seen[{op.fwd.stage, op.bwd.stage}] = true;
-      const auto res = simulate_chunks({&r.program_f[static_cast<std::size_t>(op.fwd.stage)],
-                                        &r.program_bw[static_cast<std::size_t>(op.bwd.stage)]});
+      const ChunkProgram& f = r.program_f[static_cast<std::size_t>(op.fwd.stage)];
+      const ChunkProgram& bw = r.program_bw[static_cast<std::size_t>(op.bwd.stage)];
+      const auto res = simulate_chunks({&f, &bw}, true);
       r.pairs.push_back(PairCost{op.fwd.stage, op.bwd.stage, res.makespan, res.compute_busy, res.comm_busy, res.exposed});
+      // The communication stream's order in the pair as simulated with the
+      // profile's times: the static arrangement every GPU then follows.
+      std::vector<OpInterval> comm;
+      for (const OpInterval& iv : res.intervals) {
+        const ChunkProgram& prog = iv.program == 0 ? f : bw;
+        if (prog.ops[static_cast<std::size_t>(iv.op)].stream == Stream::Comm) comm.push_back(iv);
+      }
+      std::stable_sort(comm.begin(), comm.end(), [](const OpInterval& a, const OpInterval& b) { return a.start < b.start; });
+      auto& order = r.fb_comm_order[{op.fwd.stage, op.bwd.stage}];
+      for (const OpInterval& iv : comm) order.emplace_back(iv.program, iv.op);
     }
 }
 
@@ -122,13 +134,19 @@ std::vector<TailWork> tail_work(const StepResult& r, const ParallelPlan& plan, c
 }
 
 // Rings for tensor- and data-parallel collectives; the MoE all-to-all as
-// DeepEP moves it (model/moe_traffic).
+// DeepEP moves it (model/moe_traffic). Balanced routing has one state; a
+// skewed routing model has `routing_states` drawn states, and each (EP
+// group, layer, micro-batch) picks one of them by a counter-based hash, so
+// every group sees its own sequence of imbalances and the bundles and
+// kernel times of a state are computed once (docs: the pool bounds the cost
+// of full-fidelity skew at states x groups bundles).
 class StepTraffic {
  public:
-  StepTraffic(const StepInputs& in, const hw::Topology& topo) : topo_(topo) {
+  StepTraffic(const StepInputs& in, const hw::Topology& topo, const ClusterLayout& layout,
+              const hw::KernelTimer& timer)
+      : in_(in), topo_(topo), layout_(layout), timer_(timer) {
     const Architecture& a = *in.arch;
     if (!a.moe || in.plan->ep <= 1) return;
-    const MoeConfig& m = *a.moe;
     OpContext c;
     c.micro_batch_size = in.plan->micro_batch_size;
     c.seq_len = in.seq_len;
@@ -136,19 +154,17 @@ class StepTraffic {
     c.ep = in.plan->ep;
     c.gpus_per_node = in.cluster->gpus_per_node;
     // The accounting's logical bytes per GPU are tokens x nodes per token x
-    // bytes per token; the flow model needs the tokens and the bytes per token.
+    // bytes per token; the flow model needs the bytes per token.
     tokens_ = static_cast<double>(in.plan->micro_batch_size) * static_cast<double>(in.seq_len) / in.plan->tp;
     nodes_per_token_ = dispatch_nodes_per_token(a, c);
-    base_.routed_experts = m.routed_experts;
-    base_.tokens_per_gpu = tokens_;
-    base_.top_k = m.experts_per_token;
-    const int nodes = std::max(1, (in.plan->ep + c.gpus_per_node - 1) / c.gpus_per_node);
-    const int per_group = m.expert_groups > 0 ? std::max(1, (nodes + m.expert_groups - 1) / m.expert_groups) : 1;
-    base_.max_nodes_per_token = m.max_groups_per_token > 0 ? m.max_groups_per_token * per_group : 0;
-    base_.combine_bytes_per_token = bf16_bytes_per_token(a.hidden);
+    base_ = moe_traffic_params(a, layout.ep_members(0), c.gpus_per_node, tokens_, Precision::BF16);
+    base_.routing = in.routing;
+    skewed_ = in.routing.kind != RoutingKind::Balanced;
   }
 
-  CollectiveTraffic operator()(CommKind kind, const std::vector<int>& m, double bytes) const {
+  bool skewed() const { return skewed_; }
+
+  CollectiveTraffic operator()(CommKind kind, const std::vector<int>& m, double bytes, int state) const {
     const int n = static_cast<int>(m.size());
     switch (kind) {
       case CommKind::TpAllReduce:
@@ -158,31 +174,87 @@ class StepTraffic {
       case CommKind::DpReduceScatter:
       case CommKind::DpAllGather: return {ring_transfers(m, bytes, 1), n - 1};
       case CommKind::EpDispatch:
-      case CommKind::EpCombine: return moe(kind, m, bytes);
+      case CommKind::EpCombine: return moe(kind, m, bytes, state);
       case CommKind::None: break;
     }
     return {};
   }
 
+  int state(int group, int layer, int microbatch) const {
+    std::uint64_t h = in_.routing.seed ^ 0x9e3779b97f4a7c15ull;
+    for (std::uint64_t v : {static_cast<std::uint64_t>(group), static_cast<std::uint64_t>(layer),
+                            static_cast<std::uint64_t>(microbatch)}) {
+      h = (h ^ v) * 0xbf58476d1ce4e5b9ull;
+      h ^= h >> 31;
+    }
+    return static_cast<int>(h % static_cast<std::uint64_t>(std::max(1, in_.routing_states)));
+  }
+
+  // Expert GEMMs of GPU `gpu` in routing state `state`: rows per local
+  // expert from the state's received rows (the mean over the GPU's experts).
+  Time retime(int gpu, const TimedOp& t, int st) const {
+    if (t.op.kind != OpKind::GroupedGemm) return t.duration;
+    const double rows = counts(st).received_rows[static_cast<std::size_t>(layout_.replica_of(gpu) % layout_.ep())];
+    const auto m = static_cast<std::int64_t>(std::ceil(rows / static_cast<double>(t.op.gemm.groups)));
+    const GemmShape& g = t.op.gemm;
+    if (t.op.pass == Pass::BackwardWeight) return timer_.gemm(g.m, g.n, std::max<std::int64_t>(m, 1), g.groups, t.op.precision, true);
+    return timer_.gemm(std::max<std::int64_t>(m, 1), g.n, g.k, g.groups, t.op.precision, false);
+  }
+
  private:
-  CollectiveTraffic moe(CommKind kind, const std::vector<int>& m, double bytes) const {
+  struct State {
+    RoutingCounts counts;
+    std::vector<double> received_rows;  // per EP rank
+  };
+
+  const State& counts(int st) const {
+    auto it = states_.find(st);
+    if (it != states_.end()) return it->second;
+    MoeTrafficParams p = base_;
+    p.layer = st;  // the draw of state st
+    State s;
+    s.counts = routing_counts(topo_, p);
+    s.received_rows = moe_traffic(topo_, p, s.counts, MoePhase::Dispatch).received_rows;
+    return states_.emplace(st, std::move(s)).first->second;
+  }
+
+  CollectiveTraffic moe(CommKind kind, const std::vector<int>& m, double bytes, int st) const {
     MoeTrafficParams p = base_;
     p.ep_group = m;
     p.dispatch_bytes_per_token = bytes / (tokens_ * nodes_per_token_);
     p.combine_bytes_per_token = p.dispatch_bytes_per_token;
-    const MoeTraffic t = moe_traffic(topo_, p, kind == CommKind::EpDispatch ? MoePhase::Dispatch : MoePhase::Combine);
+    const MoePhase phase = kind == CommKind::EpDispatch ? MoePhase::Dispatch : MoePhase::Combine;
+    MoeTraffic t;
+    if (skewed_) {
+      // The state's counts, moved onto this group's nodes (every EP group
+      // spans the same number of whole nodes, in the same order).
+      RoutingCounts c = counts(st).counts;
+      c.node_ids.clear();
+      for (int gpu : m) {
+        const int node = topo_.node_of(gpu);
+        if (std::find(c.node_ids.begin(), c.node_ids.end(), node) == c.node_ids.end()) c.node_ids.push_back(node);
+      }
+      t = moe_traffic(topo_, p, c, phase);
+    } else {
+      t = moe_traffic(topo_, p, phase);
+    }
     CollectiveTraffic out;
     out.transfers.reserve(t.transfers.size());
     for (const MoeTransfer& x : t.transfers) out.transfers.push_back(GpuTransfer{x.src_gpu, x.dst_gpu, x.bytes});
-    // The IB hop and the NVLink forward are pipelined; their latencies add.
+    // The IB hop and the NVLink forward are pipelined: one latency.
     out.sequential_steps = 1;
     return out;
   }
 
+  const StepInputs& in_;
   const hw::Topology& topo_;
+  const ClusterLayout& layout_;
+  const hw::KernelTimer& timer_;
   MoeTrafficParams base_;
   double tokens_ = 0;
   double nodes_per_token_ = 1;
+  bool skewed_ = false;
+  mutable std::map<int, State> states_;
 };
 
 bool is_tp_kind(CommKind k) {
@@ -220,13 +292,25 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   ci.program_b = &r.program_b;
   ci.program_w = &r.program_w;
   ci.program_bw = &r.program_bw;
+  ci.fb_comm_order = r.fb_comm_order;
   ci.activation_bytes = static_cast<double>(plan.micro_batch_size) * static_cast<double>(in.seq_len) *
                         in.arch->hidden * 2.0 / (plan.sequence_parallel ? plan.tp : 1);
   ci.tail = tail_work(r, plan, timer);
   ci.slowdown = in.slowdown;
-  const StepTraffic traffic(in, topo);
-  ci.traffic = [&traffic](CommKind k, const std::vector<int>& m, double bytes) { return traffic(k, m, bytes); };
-  NetworkEfficiency eff;
+  const StepTraffic traffic(in, topo, layout, timer);
+  ci.traffic = [&traffic](CommKind k, const std::vector<int>& m, double bytes, int st) {
+    return traffic(k, m, bytes, st);
+  };
+  if (traffic.skewed()) {
+    ci.routing_state = [&traffic](int group, int layer, int mb) { return traffic.state(group, layer, mb); };
+    ci.retime = [&traffic](int gpu, const TimedOp& t, int st) { return traffic.retime(gpu, t, st); };
+    int first = 0;
+    for (const StageCost& sc : r.stages) {
+      ci.stage_first_layer.push_back(first);
+      first += static_cast<int>(sc.layers.size());
+    }
+  }
+  NetworkEfficiency eff = load_network_efficiency();
   eff.comm_sms = plan.comm_sms > 0 ? plan.comm_sms : eff.saturating_comm_sms;
   ci.link_capacity_Bps = effective_capacities_Bps(topo, eff);
   ci.fidelity = in.fidelity;

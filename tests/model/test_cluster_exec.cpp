@@ -49,7 +49,7 @@ TimedOp comm(CommKind kind, double bytes, int group) {
 }
 
 // Uniform all-to-all (bytes / n to every member) and rings.
-CollectiveTraffic traffic(CommKind kind, const std::vector<int>& m, double bytes) {
+CollectiveTraffic traffic(CommKind kind, const std::vector<int>& m, double bytes, int /*state*/) {
   const int n = static_cast<int>(m.size());
   if (kind == CommKind::EpDispatch || kind == CommKind::EpCombine) {
     CollectiveTraffic t;

@@ -15,6 +15,7 @@
 #include "trainsim/common/precision.hpp"
 #include "trainsim/hardware/cluster.hpp"
 #include "trainsim/model/architecture.hpp"
+#include "trainsim/model/moe_traffic.hpp"
 #include "trainsim/model/parallel.hpp"
 
 namespace trainsim::app {
@@ -53,6 +54,8 @@ struct Scenario {
   double usd_per_gpu_hour = 0;
   std::string calibration = "h800";  // profile name or path
   StragglerSpec stragglers;
+  model::RoutingModel routing;  // /moe_routing; balanced unless given
+  int routing_states = 16;      // /moe_routing/states
 
   std::int64_t microbatches_per_step() const;  // per pipeline
   std::int64_t tokens_per_step() const { return training.global_batch_size * training.seq_len; }

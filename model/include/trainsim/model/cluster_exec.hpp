@@ -55,6 +55,8 @@
 // flight), plus the timeline of one replica per rank.
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <utility>
 #include <vector>
 
 #include "trainsim/common/units.hpp"
@@ -78,7 +80,18 @@ struct CollectiveTraffic {
   std::vector<GpuTransfer> transfers;
   int sequential_steps = 1;
 };
-using TrafficFn = std::function<CollectiveTraffic(CommKind kind, const std::vector<int>& members, double bytes_per_gpu)>;
+// `state` is the routing state of the collective (RoutingStateFn; 0 when
+// routing is the same everywhere).
+using TrafficFn =
+    std::function<CollectiveTraffic(CommKind kind, const std::vector<int>& members, double bytes_per_gpu, int state)>;
+// The routing state an expert-parallel group is in at (global layer,
+// micro-batch id): which draw of the routing model its collectives and expert
+// kernels see. States are small integers; equal states give equal traffic.
+using RoutingStateFn = std::function<int(int ep_group, int layer, int microbatch)>;
+// Duration of compute kernel `op` on GPU `gpu` in routing state `state`
+// (before the GPU's slowdown): the expert GEMMs of a GPU hosting hot experts
+// take longer.
+using RetimeFn = std::function<Time(int gpu, const TimedOp& op, int state)>;
 
 // Gradient synchronisation and optimizer work of one GPU (indexed by pipeline
 // rank: every replica of a rank holds the same parameters).
@@ -100,10 +113,21 @@ struct ClusterExecInputs {
   const std::vector<ChunkProgram>* program_b = nullptr;
   const std::vector<ChunkProgram>* program_w = nullptr;
   const std::vector<ChunkProgram>* program_bw = nullptr;
+  // Overlapped F&B pairs: the order in which the communication stream runs
+  // the two chunks' collectives, per (forward stage, backward stage), as
+  // (0 forward / 1 backward, kernel index) pairs. DualPipe arranges the
+  // overlapped pair statically, and every member of a group must issue its
+  // collectives in the same order or the group deadlocks when members run at
+  // different speeds. Required for every FB op of the schedule.
+  std::map<std::pair<int, int>, std::vector<std::pair<int, int>>> fb_comm_order;
   double activation_bytes = 0;     // one pipeline transfer
   std::vector<TailWork> tail;      // per pipeline rank
   std::vector<double> slowdown;    // per GPU compute-time factor; empty: all 1
   TrafficFn traffic;               // required
+  // Skewed routing: both or neither. Empty: one routing state everywhere.
+  RoutingStateFn routing_state;
+  RetimeFn retime;
+  std::vector<int> stage_first_layer;  // global index of each stage's first layer (with routing_state)
   // Achievable capacity of each topology link (bytes/s); empty: nominal.
   std::vector<double> link_capacity_Bps;
   Fidelity fidelity = Fidelity::Collapsed;

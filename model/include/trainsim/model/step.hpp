@@ -13,6 +13,7 @@
 //
 // Memory per GPU is computed for every pipeline rank from the same layer
 // accounting and the activation peak the executed schedule actually reached.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "trainsim/model/accounting.hpp"
 #include "trainsim/model/architecture.hpp"
 #include "trainsim/model/cluster_exec.hpp"
+#include "trainsim/model/moe_traffic.hpp"
 #include "trainsim/model/parallel.hpp"
 #include "trainsim/model/pipeline_exec.hpp"
 #include "trainsim/model/schedule.hpp"
@@ -40,6 +42,8 @@ struct StepInputs {
   const hw::CalibrationProfile* profile = nullptr;
   Fidelity fidelity = Fidelity::Collapsed;
   std::vector<double> slowdown;  // per GPU compute-time factor; empty: all 1
+  RoutingModel routing;          // MoE token-to-expert routing (balanced by default)
+  int routing_states = 16;       // distinct draws of a skewed routing model
 };
 
 struct StageCost {
@@ -95,6 +99,9 @@ struct StepResult {
   // trace can replay any chunk kernel by kernel.
   std::vector<ChunkProgram> program_f, program_b, program_w, program_bw;
   std::vector<PairCost> pairs;
+  // Per overlapped pair (forward stage, backward stage): the order of its
+  // collectives on the communication stream (cluster_exec.hpp).
+  std::map<std::pair<int, int>, std::vector<std::pair<int, int>>> fb_comm_order;
   Schedule schedule;
   ExecResult exec;
   Time makespan{};            // pipeline part
