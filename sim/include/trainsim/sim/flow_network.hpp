@@ -213,12 +213,12 @@ class FlowNetwork {
   // Flows past their latency phase and moving bytes.
   std::size_t transferring_flows() const { return transferring_; }
   // Total bytes that crossed link i so far (as of engine.now()); a flow that
-  // crosses a link twice counts twice.
+  // crosses a link twice counts twice, a bundled flow weight x its bytes.
   ByteCount bytes_carried(LinkIndex i) const;
 
-  // Current rate (flow-bytes/s) of a transferring flow, 0 while it waits
-  // for the re-solve of its instant; std::invalid_argument when `id` is not
-  // transferring.
+  // For tests and diagnostics (O(flows) each): current rate (flow-bytes/s)
+  // of a transferring flow, 0 while it waits for the re-solve of its instant;
+  // std::invalid_argument when `id` is not transferring.
   double flow_rate(std::uint64_t id) const;
   // Predicted completion time of a transferring flow (Time::max() until it
   // has a rate); std::invalid_argument when `id` is not transferring.
@@ -317,6 +317,12 @@ class FlowNetwork {
   // Scratch of the current component (reused between solves).
   std::vector<LinkIndex> comp_links_;
   std::vector<std::uint32_t> comp_flows_;
+  struct SortKey {
+    std::uint64_t sig;
+    std::uint64_t id;
+    std::uint32_t slot;
+  };
+  std::vector<SortKey> sort_keys_;
   // Memo: key -> index in memo_; cleared wholesale when full.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> memo_index_;  // sorted by key
   std::vector<Memo> memo_;
