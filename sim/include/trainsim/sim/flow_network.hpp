@@ -87,7 +87,11 @@
 // filling round fixes at least one flow), plus O(F_c log F_c) to put it in
 // canonical order; a memo hit costs O(R_c + F_c log F_c). Untouched
 // components cost nothing. A flow start or finish costs O(log F) in the
-// completion queue. Memory is O(F + L) plus the bounded memo.
+// completion queue. Memory is O(F + L) plus the bounded memo. Caveat: on a
+// fabric where all traffic crosses shared spine links, every transferring
+// flow is in one component and each change re-solves all of them (as the
+// old global solve did); there, bundling a collective's transfers into few
+// flows is what keeps the cost down.
 //
 // Determinism: no iteration over an unordered container; components are
 // visited in the order their links became dirty, solved in canonical order,
