@@ -175,7 +175,7 @@ Time collective_time_idle(const std::vector<Link>& links, const CollectiveSchedu
     // Latency of every transfer; only transfers that move bytes over links
     // share bandwidth (as in FlowNetwork).
     std::vector<Time> latency;
-    std::vector<Route> shared_routes;
+    std::vector<WeightedRoute> shared_routes;
     std::vector<std::size_t> shared_index;  // transfer index of each shared route
     for (std::size_t t = 0; t < step.transfers.size(); ++t) {
       const Transfer& tr = step.transfers[t];
@@ -183,13 +183,12 @@ Time collective_time_idle(const std::vector<Link>& links, const CollectiveSchedu
       Route r = routes(tr.src, tr.dst);
       latency.push_back(route_latency(links, r));
       if (!r.empty() && tr.bytes.value() >= kDoneBytes) {
-        shared_routes.push_back(std::move(r));
+        shared_routes.push_back(unit_weights(r));
         shared_index.push_back(t);
       }
     }
-    std::vector<WeightedRoute> weighted;
-    for (const Route& r : shared_routes) weighted.push_back(unit_weights(r));
-    const std::vector<double> rates = solve(caps, weighted, std::vector<double>(weighted.size(), 1.0)).rates;
+    const std::vector<double> rates =
+        solve(caps, shared_routes, std::vector<double>(shared_routes.size(), 1.0)).rates;
 
     Time step_time = Time::zero();
     for (Time l : latency) step_time = max(step_time, l);

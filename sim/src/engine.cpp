@@ -19,7 +19,7 @@ void Engine::check_time(Time when) const {
   if (when < now_) throw std::logic_error("Engine::schedule_at: time in the past");
 }
 
-EventHandle Engine::add(Time when, InlineAction fn, int priority) {
+EventHandle Engine::add(Time when, InlineAction&& fn, int priority) {
   std::uint32_t slot;
   if (!free_.empty()) {
     slot = free_.back();

@@ -508,22 +508,22 @@ void FlowNetwork::on_completion() {
   completion_at_ = Time::max();
   // Every flow whose rounded-up finish time has come is done; any bytes left
   // are double-rounding residue and are credited to its links.
-  std::vector<std::uint32_t> done;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> done;  // (id, slot)
   while (!due_.empty() && due_.front().finish <= now) {
     const Due d = due_.front();
     std::pop_heap(due_.begin(), due_.end(), DueLater{});
     due_.pop_back();
     if (!due_valid(d)) continue;
     flows_[d.slot].state = State::Done;  // a duplicate entry is now stale
-    done.push_back(d.slot);
+    done.emplace_back(d.id, d.slot);
   }
-  std::sort(done.begin(), done.end(), [this](std::uint32_t a, std::uint32_t b) { return flows_[a].id < flows_[b].id; });
-  for (std::uint32_t slot : done) finish_flow(slot, now);
+  std::sort(done.begin(), done.end());
+  for (const auto& [id, slot] : done) finish_flow(slot, now);
   if (!done.empty()) request_resolve();
   schedule_completion();
   // Callbacks run last, in flow-id order, with the network consistent; they
   // may start new flows (which activate from their own events).
-  for (std::uint32_t slot : done) deliver(slot, now);
+  for (const auto& [id, slot] : done) deliver(slot, now);
 }
 
 // Takes a finished flow off its links. The links' lazy totals count the
@@ -617,12 +617,13 @@ void FlowNetwork::gather_component(LinkIndex seed) {
 // (then their order follows their ids and the memo simply misses).
 void FlowNetwork::canonical_order() {
   std::sort(comp_links_.begin(), comp_links_.end());
-  std::sort(comp_flows_.begin(), comp_flows_.end(), [this](std::uint32_t a, std::uint32_t b) {
-    const Flow& x = flows_[a];
-    const Flow& y = flows_[b];
-    if (x.sig != y.sig) return x.sig < y.sig;
-    return x.id < y.id;
+  // Sort contiguous (signature, id, slot) keys rather than chase slots.
+  sort_keys_.clear();
+  for (std::uint32_t slot : comp_flows_) sort_keys_.push_back(SortKey{flows_[slot].sig, flows_[slot].id, slot});
+  std::sort(sort_keys_.begin(), sort_keys_.end(), [](const SortKey& x, const SortKey& y) {
+    return x.sig != y.sig ? x.sig < y.sig : x.id < y.id;
   });
+  for (std::size_t k = 0; k < sort_keys_.size(); ++k) comp_flows_[k] = sort_keys_[k].slot;
 }
 
 void FlowNetwork::solve_component(Time now) {

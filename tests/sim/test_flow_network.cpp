@@ -500,4 +500,36 @@ TEST_CASE("flow records name the link that bounded most of the transfer") {
   CHECK(rl.bottleneck == -1);  // local copy
   CHECK(net.stats().flows_started == 3);
 }
+
+TEST_CASE("bundles hit the memo too; a plain route crossing a link twice is weight 2") {
+  // Two identical rounds of two bundles on links of 1e9 and 2e9 B/s. Bundle
+  // p: weights 1 on l0, 0.5 on l1, share 2; bundle q: weight 1 on l1.
+  // Loads per unit of level: l0 2, l1 0.5 x 2 + 1 = 2; l0 allows 0.5e9, l1
+  // 1e9: l0 saturates at level 0.5e9: p = 1e9, bounded by l0. l1 has
+  // 2e9 - 0.5 x 1e9 = 1.5e9 left for q alone: q = 1.5e9.
+  Engine e;
+  FlowNetwork net(e);
+  const LinkIndex l0 = net.add_link(make_link(1.0, Time::zero()));
+  const LinkIndex l1 = net.add_link(make_link(2.0, Time::zero()));
+  for (int round = 0; round < 2; ++round) {
+    const auto p = net.start_flow(WeightedRoute{{l0, 1.0}, {l1, 0.5}}, bytes(1e6), 2.0, nullptr);
+    const auto q = net.start_flow(WeightedRoute{{l1, 1.0}}, bytes(3e6), 1.0, nullptr);
+    e.run_until(e.now());
+    CHECK(net.flow_rate(p) == doctest::Approx(1e9));
+    CHECK(net.flow_rate(q) == doctest::Approx(1.5e9));
+    e.run();
+  }
+  CHECK(net.stats().cache_hits >= 1);
+
+  // {l0, l0} on a 1e9 B/s link is one hop of weight 2: rate 0.5e9, so 1e6
+  // bytes take 2 ms, and the link carries 2e6 bytes.
+  Engine f;
+  FlowNetwork twice(f);
+  const LinkIndex l = twice.add_link(make_link(1.0, Time::zero()));
+  Time done = Time::max();
+  twice.start_flow({l, l}, bytes(1e6), [&] { done = f.now(); });
+  f.run();
+  CHECK(done == Time::ms(2));
+  CHECK(twice.bytes_carried(l).value() == doctest::Approx(2e6));
+}
 }

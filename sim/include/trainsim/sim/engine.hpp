@@ -194,7 +194,7 @@ class Engine {
 
   void check_delay(Time delay) const;
   void check_time(Time when) const;
-  EventHandle add(Time when, InlineAction fn, int priority);
+  EventHandle add(Time when, InlineAction&& fn, int priority);
   void release(std::uint32_t slot);
   bool is_live(std::uint32_t slot, std::uint32_t generation) const {
     return slot < slots_.size() && slots_[slot].live && slots_[slot].generation == generation;
