@@ -364,7 +364,7 @@ void TopologyBuilder::apply_fault(int i, const FabricFault& f, const NameMap& ca
       throw FabricFaultError(i, key, fmt::format("\"{}\"", f.name),
                              is_switch_name ? "a switch name as `trainsim fabric --list` prints it, e.g. \"p0.leaf0\""
                                             : "a cable name as `trainsim fabric --list` prints it, e.g. "
-                                              "\"gpu0-p0.leaf0\" or \"p0.leaf0-p0.spine0\"");
+                                              "\"gpu0-p0.leaf0\" or \"p0.leaf0-p0.spine0#1\" (#i: i-th parallel cable)");
     if (is_switch_name) {
       kill_vertex(it->second);
       return;
