@@ -331,8 +331,9 @@ void TopologyBuilder::kill_link(int link) {
 
 void TopologyBuilder::kill_vertex(int v) {
   const auto sv = static_cast<std::size_t>(v);
-  for (auto [e, end] = boost::out_edges(sv, g_); e != end; ++e) t_.link_alive_[static_cast<std::size_t>(g_[*e].index)] = 0;
-  for (auto [e, end] = boost::in_edges(sv, g_); e != end; ++e) t_.link_alive_[static_cast<std::size_t>(g_[*e].index)] = 0;
+  const auto dead = [&](int link) { t_.link_alive_[static_cast<std::size_t>(link)] = 0; };
+  for (auto [e, end] = boost::out_edges(sv, g_); e != end; ++e) dead(g_[*e].index);
+  for (auto [e, end] = boost::in_edges(sv, g_); e != end; ++e) dead(g_[*e].index);
   boost::clear_vertex(sv, g_);
 }
 
@@ -383,7 +384,10 @@ void TopologyBuilder::apply_fault(int i, const FabricFault& f, const NameMap& ca
   }
   const Cable& cb = t_.cables_[static_cast<std::size_t>(cable)];
   if (f.bandwidth_factor > 0.0) {
-    for (int l : {cb.up, cb.down}) { auto& cap = t_.links_[static_cast<std::size_t>(l)].capacity; cap = BytesPerSecond(cap.value() * f.bandwidth_factor); }
+    for (int l : {cb.up, cb.down}) {
+      BytesPerSecond& cap = t_.links_[static_cast<std::size_t>(l)].capacity;
+      cap = BytesPerSecond(cap.value() * f.bandwidth_factor);
+    }
   } else {
     kill_link(cb.up);
     kill_link(cb.down);
