@@ -223,6 +223,8 @@ class Topology {
   template <class Ok>
   int count_groups(int v, int tier, Ok ok) const;
   template <class Ok>
+  bool has_group(int v, int tier, Ok ok) const;
+  template <class Ok>
   int nth_group(int v, int tier, Ok ok, int n) const;
   sim::LinkIndex pick_parallel(int v, int first, unsigned long long h) const;
   void check_reachability() const;
