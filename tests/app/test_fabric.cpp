@@ -10,6 +10,8 @@
 #include <string>
 
 #include "trainsim/app/fabric_study.hpp"
+#include "trainsim/app/report.hpp"
+#include "trainsim/app/scenario.hpp"
 #include "trainsim/common/json_reader.hpp"
 
 using namespace trainsim;
@@ -81,6 +83,22 @@ TEST_CASE("fabric report: ISCA 2025 Table 3 switch and link counts, bisection") 
   CHECK(r["switches_per_plane"]["core"] == 1024);
   CHECK(r["switch_links"] == 131072);
   CHECK(r["failed"]["switches"].empty());
+}
+
+TEST_CASE("simulate routes over the faulted fabric: a slow NIC on the data-parallel ring slows the step") {
+  // The ZeRO rings run over local rank 0 of every replica; GPU 0's NIC at a
+  // tenth of its speed is their bottleneck. A dead NIC is routed around
+  // through a node-mate (PXN), which costs only NVLink latency.
+  const Json base = parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/deepseek-v3-pretrain.json");
+  const auto step = [](const Json& j) {
+    return app::make_report(app::simulate(app::parse_scenario(j, "test.json")))["step_time_s"].get<double>();
+  };
+  Json slow = base, dead = base;
+  slow["cluster"]["network"]["faults"] = Json::parse(R"([{"nic": 0, "bandwidth_factor": 0.1}])");
+  dead["cluster"]["network"]["faults"] = Json::parse(R"([{"nic": 0}])");
+  const double t0 = step(base);
+  CHECK(step(slow) > t0 * 1.1);
+  CHECK(step(dead) == doctest::Approx(t0).epsilon(0.01));
 }
 
 TEST_CASE("fabric report lists failed and degraded elements") {
