@@ -84,7 +84,8 @@ FabricFault parse_fault(const Json& j, const std::string& file, const std::strin
   for (const char* key : {"link", "switch", "nic", "plane"}) targets += f.has(key) ? 1 : 0;
   if (targets == 0) f.finish();  // a misspelled key gets its "did you mean"
   if (targets != 1)
-    throw InputError(file, path, describe_json(j), "an object with exactly one of \"link\", \"switch\", \"nic\", \"plane\"");
+    throw InputError(file, path, describe_json(j),
+                     "an object with exactly one of \"link\", \"switch\", \"nic\", \"plane\"");
   if (f.has("link")) {
     fault.target = FaultTarget::Link;
     fault.name = f.string("link");

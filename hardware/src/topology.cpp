@@ -195,6 +195,7 @@ void TopologyBuilder::add_vertices() {
   t_.tier_.assign(static_cast<std::size_t>(vertices), -1);
   t_.plane_.assign(static_cast<std::size_t>(vertices), -1);
   t_.group_.assign(static_cast<std::size_t>(vertices), -1);
+  t_.vertex_failed_.assign(static_cast<std::size_t>(vertices), 0);
   for (int v = 0; v < gpus; ++v) t_.names_[static_cast<std::size_t>(v)] = fmt::format("gpu{}", v);
   for (int v = gpus; v < tier_begin_[0]; ++v) {
     t_.kinds_[static_cast<std::size_t>(v)] = VertexKind::NvSwitch;
@@ -331,8 +332,10 @@ void TopologyBuilder::kill_link(int link) {
 
 void TopologyBuilder::kill_vertex(int v) {
   const auto sv = static_cast<std::size_t>(v);
-  for (auto [e, end] = boost::out_edges(sv, g_); e != end; ++e) t_.link_alive_[static_cast<std::size_t>(g_[*e].index)] = 0;
-  for (auto [e, end] = boost::in_edges(sv, g_); e != end; ++e) t_.link_alive_[static_cast<std::size_t>(g_[*e].index)] = 0;
+  t_.vertex_failed_[sv] = 1;
+  const auto dead = [&](int link) { t_.link_alive_[static_cast<std::size_t>(link)] = 0; };
+  for (auto [e, end] = boost::out_edges(sv, g_); e != end; ++e) dead(g_[*e].index);
+  for (auto [e, end] = boost::in_edges(sv, g_); e != end; ++e) dead(g_[*e].index);
   boost::clear_vertex(sv, g_);
 }
 
@@ -364,7 +367,7 @@ void TopologyBuilder::apply_fault(int i, const FabricFault& f, const NameMap& ca
       throw FabricFaultError(i, key, fmt::format("\"{}\"", f.name),
                              is_switch_name ? "a switch name as `trainsim fabric --list` prints it, e.g. \"p0.leaf0\""
                                             : "a cable name as `trainsim fabric --list` prints it, e.g. "
-                                              "\"gpu0-p0.leaf0\" or \"p0.leaf0-p0.spine0\"");
+                                              "\"gpu0-p0.leaf0\" or \"p0.leaf0-p0.spine0#1\" (#i: i-th parallel cable)");
     if (is_switch_name) {
       kill_vertex(it->second);
       return;
@@ -383,7 +386,10 @@ void TopologyBuilder::apply_fault(int i, const FabricFault& f, const NameMap& ca
   }
   const Cable& cb = t_.cables_[static_cast<std::size_t>(cable)];
   if (f.bandwidth_factor > 0.0) {
-    for (int l : {cb.up, cb.down}) { auto& cap = t_.links_[static_cast<std::size_t>(l)].capacity; cap = BytesPerSecond(cap.value() * f.bandwidth_factor); }
+    for (int l : {cb.up, cb.down}) {
+      BytesPerSecond& cap = t_.links_[static_cast<std::size_t>(l)].capacity;
+      cap = BytesPerSecond(cap.value() * f.bandwidth_factor);
+    }
   } else {
     kill_link(cb.up);
     kill_link(cb.down);
@@ -460,12 +466,10 @@ int Topology::vertex_tier(int vertex) const {
   return tier_[static_cast<std::size_t>(vertex)];
 }
 
-// A vertex is alive while it keeps at least one link (a failed switch has
-// none; GPUs and NVSwitches never fail).
+// GPUs and NVSwitches never fail; a switch fails by a switch or plane fault.
 bool Topology::vertex_alive(int vertex) const {
-  if (vertex_tier(vertex) < 0) return true;
-  const auto v = static_cast<std::size_t>(vertex);
-  return adj_begin_[v + 1] > adj_begin_[v];
+  if (vertex < 0 || vertex >= vertex_count()) throw std::out_of_range("Topology::vertex_alive");
+  return vertex_failed_[static_cast<std::size_t>(vertex)] == 0;
 }
 
 int Topology::switches_per_plane(int tier) const {

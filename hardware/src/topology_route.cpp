@@ -70,6 +70,16 @@ int Topology::count_groups(int v, int tier, Ok ok) const {
 }
 
 template <class Ok>
+bool Topology::has_group(int v, int tier, Ok ok) const {
+  for (int i = at(adj_begin_, v); i < at(adj_begin_, v + 1);) {
+    const int head = at(head_, at(adj_, i));
+    if (at(tier_, head) == tier && ok(head)) return true;
+    while (i < at(adj_begin_, v + 1) && at(head_, at(adj_, i)) == head) ++i;
+  }
+  return false;
+}
+
+template <class Ok>
 int Topology::nth_group(int v, int tier, Ok ok, int n) const {
   for (int i = at(adj_begin_, v); i < at(adj_begin_, v + 1);) {
     const int head = at(head_, at(adj_, i));
@@ -90,14 +100,14 @@ sim::LinkIndex Topology::pick_parallel(int v, int first, unsigned long long h) c
 bool Topology::can_descend(int sw, int leaf) const {
   if (!faulty_ || sw == leaf) return true;
   const auto ok = [&](int u) { return covers(u, leaf) && can_descend(u, leaf); };
-  return count_groups(sw, at(tier_, sw) - 1, ok) > 0;
+  return has_group(sw, at(tier_, sw) - 1, ok);
 }
 
 bool Topology::can_climb(int sw, int leaf) const {
   if (!faulty_) return true;
   if (covers(sw, leaf)) return can_descend(sw, leaf);
   const auto ok = [&](int u) { return can_climb(u, leaf); };
-  return count_groups(sw, at(tier_, sw) + 1, ok) > 0;
+  return has_group(sw, at(tier_, sw) + 1, ok);
 }
 
 // Up: the upper switch h % n among the n that still reach the leaf, then a

@@ -190,4 +190,101 @@ TEST_CASE("to_json round-trips a cluster") {
   CHECK(back.network.nic_bandwidth.value() == doctest::Approx(c.network.nic_bandwidth.value()));
   CHECK(back.gpu.peak_bf16.value() == doctest::Approx(c.gpu.peak_bf16.value()));
 }
+
+TEST_CASE("fabric keys: tiers 3, oversubscription, rail-optimized, planes dividing gpus_per_node") {
+  Json j = deepseek_cluster();
+  j["network"]["planes"] = 4;  // 4 divides 8: ranks r and r + 4 share plane r
+  j["network"]["tiers"] = 3;
+  j["network"]["oversubscription"] = 2;
+  ClusterSpec c = parse(j);
+  CHECK(c.network.planes == 4);
+  CHECK(c.network.tiers == 3);
+  CHECK(c.network.oversubscription == 2.0);
+  // down = ceil(64 * 2 / 3) = 43, up 21.
+  CHECK(leaf_down_ports(c.network) == 43);
+  j = deepseek_cluster();
+  j["gpus_per_node"] = 72;  // NVL72 domain, 8 planes of 9 NICs per node
+  j["nodes"] = 4;
+  CHECK(parse(j).network.planes == 8);
+  j["network"]["topology"] = "fat-tree";
+  j["network"].erase("planes");
+  CHECK(parse(j).network.planes == 1);
+  j = deepseek_cluster();
+  j["network"]["topology"] = "rail-optimized";
+  j["network"].erase("planes");
+  c = parse(j);
+  CHECK(c.network.topology == TopologyKind::RailOptimized);
+  CHECK(c.network.planes == 1);
+  // 3-tier radix 64: 64 pods x 32 leaves x 32 down ports = 65536 endpoints = 8192 nodes of 8.
+  j = deepseek_cluster();
+  j["network"]["topology"] = "fat-tree";
+  j["network"].erase("planes");
+  j["network"]["tiers"] = 3;
+  j["nodes"] = 8192;
+  CHECK(parse(j).total_gpus() == 65536);
+  j["nodes"] = 8193;
+  InputError e = parse_error(j);
+  CHECK(e.json_path() == "/cluster/nodes");
+  CHECK(e.expected().find("at most 8192 nodes") != std::string::npos);
+}
+
+TEST_CASE("fabric key rejections name the path") {
+  auto path_of = [](Json j) { return parse_error(j).json_path(); };
+  Json j = deepseek_cluster();
+  j["network"]["topology"] = "rail-optimized";
+  CHECK(path_of(j) == "/cluster/network/planes");  // planes 8 given: rails use 1
+  j = deepseek_cluster();
+  j["network"]["oversubscription"] = 0.5;
+  CHECK(path_of(j) == "/cluster/network/oversubscription");
+  j["network"]["oversubscription"] = 64;  // ceil(64 * 64 / 65) = 64 down ports: none up
+  CHECK(path_of(j) == "/cluster/network/oversubscription");
+  j = deepseek_cluster();
+  j["network"]["topology"] = "rail-optimized";
+  j["network"].erase("planes");
+  j["nodes"] = 257;  // 64 leaves of 32 nodes = 8 node groups x 8 rails
+  CHECK(path_of(j) == "/cluster/nodes");
+}
+
+TEST_CASE("faults parse, echo, and report bad names and ranges at their JSON path") {
+  Json j = deepseek_cluster();
+  j["network"]["faults"] = parse_json_text(R"([{"link": "p0.leaf0-p0.spine0#0"}, {"switch": "p3.spine1"},
+      {"nic": 17}, {"plane": 7}, {"nic": 5, "bandwidth_factor": 0.5},
+      {"link": "p1.leaf2-p1.spine3#7", "bandwidth_factor": 0.25}])", "s.json");
+  ClusterSpec c = parse(j);
+  REQUIRE(c.network.faults.size() == 6);
+  CHECK(c.network.faults[0] == FabricFault{FaultTarget::Link, "p0.leaf0-p0.spine0#0", -1, 0.0});
+  CHECK(c.network.faults[3] == FabricFault{FaultTarget::Plane, "", 7, 0.0});
+  CHECK(c.network.faults[5].bandwidth_factor == 0.25);
+  // Round trip: every key echoed, parse(to_json(c)) == c.
+  ClusterSpec back = parse(to_json(c));
+  CHECK(back.network.faults == c.network.faults);
+  CHECK(back.network.oversubscription == c.network.oversubscription);
+  CHECK(back.network.tiers == c.network.tiers);
+  CHECK(back.network.topology == c.network.topology);
+
+  auto error_at = [&](const char* faults) {
+    Json k = deepseek_cluster();
+    k["network"]["faults"] = parse_json_text(faults, "s.json");
+    return parse_error(k);
+  };
+  CHECK(error_at(R"([{"switch": "p0.spine0"}, {"link": "p0.leaf0-p0.spine99"}])").json_path() ==
+        "/cluster/network/faults/1/link");
+  CHECK(error_at(R"([{"switch": "p0.spine99"}])").json_path() == "/cluster/network/faults/0/switch");
+  CHECK(error_at(R"([{"nic": 2048}])").json_path() == "/cluster/network/faults/0/nic");
+  CHECK(error_at(R"([{"plane": 8}])").json_path() == "/cluster/network/faults/0/plane");
+  CHECK(error_at(R"([{"nic": 1, "bandwidth_factor": 0}])").json_path() == "/cluster/network/faults/0/bandwidth_factor");
+  CHECK(error_at(R"([{"nic": 1, "bandwidth_factor": 1.5}])").json_path() ==
+        "/cluster/network/faults/0/bandwidth_factor");
+  CHECK(error_at(R"([{"plane": 1, "bandwidth_factor": 0.5}])").json_path() ==
+        "/cluster/network/faults/0/bandwidth_factor");
+  CHECK(error_at(R"([{"nic": 1, "plane": 1}])").json_path() == "/cluster/network/faults/0");
+  CHECK(error_at(R"([{"nicc": 1}])").json_path() == "/cluster/network/faults/0/nicc");
+  CHECK(error_at(R"([{}])").json_path() == "/cluster/network/faults/0");
+  CHECK(error_at(R"({"nic": 1})").json_path() == "/cluster/network/faults");
+  // Every NIC of node 3 down: node 3 unreachable, reported for the fault set.
+  InputError e = error_at(R"([{"nic": 24}, {"nic": 25}, {"nic": 26}, {"nic": 27},
+                               {"nic": 28}, {"nic": 29}, {"nic": 30}, {"nic": 31}])");
+  CHECK(e.json_path() == "/cluster/network/faults");
+  CHECK(e.value().find("node 3") != std::string::npos);
+}
 }

@@ -252,7 +252,8 @@ TEST_CASE("routes avoid failed elements and match a BFS of the surviving graph")
   SUBCASE("3-tier: a core, an aggregation switch and an aggregation-core cable down") {
     ClusterSpec c = spec(40, 2, TopologyKind::FatTree, 1, 3, 8);
     c.network.faults = {down(FaultTarget::Switch, "p0.core0"), down(FaultTarget::Switch, "p0.agg5"),
-                        down(FaultTarget::Link, "p0.agg4-p0.core1#0"), FabricFault{FaultTarget::Link, "p0.leaf0-p0.agg1", -1, 0.5}};
+                        down(FaultTarget::Link, "p0.agg4-p0.core1#0"),
+                        FabricFault{FaultTarget::Link, "p0.leaf0-p0.agg1", -1, 0.5}};
     const Topology t = Topology::build(c);
     check_all_routes(t);
   }

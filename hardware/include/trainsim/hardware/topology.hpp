@@ -25,8 +25,8 @@
 //     of k/2 leaves and k-d aggregation switches, one cable from every leaf
 //     to every aggregation switch of its pod; aggregation switch j of every
 //     pod deals its k/2 up ports round-robin over the ceil(pods/2) cores of
-//     group j. Sized to the endpoints (the last pod may be partial; one pod
-//     needs no cores). Radix 64 at 1:1: 64 pods, 65,536 endpoints, 2,048 +
+//     group j. Sized to the endpoints (the last pod may have fewer leaves,
+//     but all its aggregation switches; one pod needs no cores). Radix 64 at 1:1: 64 pods, 65,536 endpoints, 2,048 +
 //     2,048 + 1,024 = 5,120 switches and 131,072 switch cables, as ISCA 2025
 //     Table 3 (arXiv 2505.09343) lists for FT3.
 //   - fat-tree: one plane; NICs fill leaves in GPU order (node-major).
@@ -167,6 +167,7 @@ class Topology {
   const std::string& vertex_name(int vertex) const;
   // Fabric tier of a switch: 0 leaf, 1 spine/aggregation, 2 core; -1 else.
   int vertex_tier(int vertex) const;
+  // False for a switch taken down by a switch or plane fault (never a GPU).
   bool vertex_alive(int vertex) const;
 
   // Links a flow from src_gpu to dst_gpu crosses, in order; empty when
@@ -222,6 +223,8 @@ class Topology {
   template <class Ok>
   int count_groups(int v, int tier, Ok ok) const;
   template <class Ok>
+  bool has_group(int v, int tier, Ok ok) const;
+  template <class Ok>
   int nth_group(int v, int tier, Ok ok, int n) const;
   sim::LinkIndex pick_parallel(int v, int first, unsigned long long h) const;
   void check_reachability() const;
@@ -238,6 +241,7 @@ class Topology {
   std::vector<sim::Link> links_;
   std::vector<int> tail_, head_;       // per link
   std::vector<char> link_alive_;       // per link
+  std::vector<char> vertex_failed_;    // per vertex: failed by a switch or plane fault
   std::vector<VertexKind> kinds_;      // per vertex
   std::vector<std::string> names_;     // per vertex
   std::vector<signed char> tier_;      // per vertex; -1 for GPUs and NVSwitches
