@@ -86,9 +86,11 @@ TEST_CASE("fabric report: ISCA 2025 Table 3 switch and link counts, bisection") 
 }
 
 TEST_CASE("simulate routes over the faulted fabric: a slow NIC on the data-parallel ring slows the step") {
-  // The ZeRO rings run over local rank 0 of every replica; GPU 0's NIC at a
-  // tenth of its speed is their bottleneck. A dead NIC is routed around
-  // through a node-mate (PXN), which costs only NVLink latency.
+  // GPU 0's NIC at a tenth of its speed bounds its expert-parallel group's
+  // all-to-alls and its data-parallel rings. A dead NIC is routed around
+  // through a node-mate (PXN): that NIC then carries two GPUs' inter-node
+  // traffic, so GPU 0's EP group is slower (the step runs at full fidelity),
+  // but far less than with a tenth of a NIC.
   const Json base = parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/deepseek-v3-pretrain.json");
   const auto step = [](const Json& j) {
     return app::make_report(app::simulate(app::parse_scenario(j, "test.json")))["step_time_s"].get<double>();
@@ -97,8 +99,11 @@ TEST_CASE("simulate routes over the faulted fabric: a slow NIC on the data-paral
   slow["cluster"]["network"]["faults"] = Json::parse(R"([{"nic": 0, "bandwidth_factor": 0.1}])");
   dead["cluster"]["network"]["faults"] = Json::parse(R"([{"nic": 0}])");
   const double t0 = step(base);
-  CHECK(step(slow) > t0 * 1.1);
-  CHECK(step(dead) == doctest::Approx(t0).epsilon(0.01));
+  const double t_slow = step(slow), t_dead = step(dead);
+  MESSAGE("healthy " << t0 << " s, NIC 0 at 10% " << t_slow << " s, NIC 0 down " << t_dead << " s");
+  CHECK(t_slow > t0 * 1.1);
+  CHECK(t_dead > t0);
+  CHECK(t_dead < t_slow);
 }
 
 TEST_CASE("fabric report lists failed and degraded elements") {
