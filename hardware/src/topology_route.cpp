@@ -150,10 +150,16 @@ sim::Route Topology::route(int src, int dst) const {
   if (src == dst) return r;
   const int src_node = src / gpus_per_node_, dst_node = dst / gpus_per_node_;
   if (src_node == dst_node) return {at(nvlink_up_, src), at(nvlink_down_, dst)};
-  // Plane, ingress NIC (dst's own if it can), egress NIC (PXN proxy).
+  // Plane, ingress NIC (dst's own if it can), egress NIC (PXN proxy). The
+  // destination's plane first; when it cannot serve, the other planes in an
+  // order that starts at a hash of the endpoints, so the traffic of a failed
+  // NIC or plane spreads over the surviving ones instead of doubling the
+  // load of one neighbour.
   int egress = -1, ingress = -1;
+  const int others = planes_ - 1;
+  const int start = others > 0 ? static_cast<int>((plane_index(src) + static_cast<long long>(dst)) % others) : 0;
   for (int i = 0; i < planes_ && egress < 0; ++i) {
-    const int plane = (plane_of(dst) + i) % planes_;
+    const int plane = i == 0 ? plane_of(dst) : (plane_of(dst) + 1 + (start + i - 1) % others) % planes_;
     ingress = pick_nic(dst_node, dst, plane);
     if (ingress >= 0) egress = pick_nic(src_node, lane_proxy(src, lane_of(ingress)), plane);
   }

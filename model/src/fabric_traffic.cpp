@@ -5,25 +5,35 @@
 
 namespace trainsim::model {
 
-Bundle make_bundle(const hw::Topology& topo, const std::vector<GpuTransfer>& transfers, int sequential_steps) {
+Bundle make_bundle(const hw::Topology& topo, const std::vector<GpuTransfer>& transfers, int sequential_steps,
+                   const std::vector<double>* capacity_Bps) {
   Bundle b;
-  std::map<sim::LinkIndex, double> load;  // ordered: the route is built in link order
+  std::map<sim::LinkIndex, std::pair<double, int>> load;  // bytes, transfers; ordered by link
   Time longest = Time::zero();
-  int moving = 0;
   for (const GpuTransfer& t : transfers) {
     if (t.src == t.dst || t.bytes <= 0) continue;
     const sim::Route r = topo.route(t.src, t.dst);
-    for (sim::LinkIndex l : r) load[l] += t.bytes;
+    for (sim::LinkIndex l : r) {
+      load[l].first += t.bytes;
+      ++load[l].second;
+    }
     b.bytes += t.bytes;
-    ++moving;
     longest = max(longest, topo.path_latency(t.src, t.dst));
   }
-  b.share = std::max(1, moving);
+  // Fairness weight: the most transfers the bundle puts on one link, i.e.
+  // what per-transfer max-min would give it there against one other flow
+  // (the whole transfer count would starve a lone pipeline transfer sharing
+  // one NIC with an all-to-all that spans 64 NICs).
+  int most = 1;
+  for (const auto& [l, v] : load) most = std::max(most, v.second);
+  b.share = most;
   b.latency = longest * std::max(1, sequential_steps);
   double worst = 0;
-  for (const auto& [l, bytes] : load) {
+  for (const auto& [l, v] : load) {
+    const double bytes = v.first;
     b.route.push_back(sim::WeightedHop{l, bytes / b.bytes});
-    worst = std::max(worst, bytes / topo.links()[static_cast<std::size_t>(l)].capacity.value());
+    const auto li = static_cast<std::size_t>(l);
+    worst = std::max(worst, bytes / (capacity_Bps ? (*capacity_Bps)[li] : topo.links()[li].capacity.value()));
   }
   b.idle_time = Time::seconds(worst);
   return b;

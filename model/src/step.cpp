@@ -276,10 +276,36 @@ void fill_breakdown(StepResult& r, const ClusterLayout& layout, const ClusterExe
 }
 
 // The step as one discrete-event execution over the cluster.
-void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& timer) {
+// The fabric as the step sees it: the topology, the layout of the GPUs on
+// it, the traffic of every collective and the achievable link capacities.
+struct Fabric {
+  const hw::Topology& topo;
+  const ClusterLayout& layout;
+  const StepTraffic& traffic;
+  std::vector<double> capacity_Bps;
+
+  // A collective of the group of GPU 0 alone on the fabric: the latency plus
+  // its most loaded link's bytes over that link's achievable capacity. This
+  // is what a chunk's communication kernel costs when nothing else runs; it
+  // times the chunk programs for the stage partition and for the order of an
+  // overlapped pair, while the step itself runs every collective on the
+  // shared fabric.
+  Time isolated(CommKind kind, double bytes) const {
+    const bool tp = is_tp(kind);
+    const std::vector<int> m = tp ? layout.tp_members(0) : layout.ep_members(0);
+    const CollectiveTraffic t = traffic(kind, m, bytes, 0);
+    const Bundle b = make_bundle(topo, t.transfers, t.sequential_steps, &capacity_Bps);
+    return b.latency + b.idle_time;
+  }
+  static bool is_tp(CommKind k) {
+    return k == CommKind::TpAllReduce || k == CommKind::TpAllGather || k == CommKind::TpReduceScatter;
+  }
+};
+
+void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& timer, const Fabric& fabric) {
   const ParallelPlan& plan = *in.plan;
-  const hw::Topology topo = hw::Topology::build(*in.cluster);
-  const ClusterLayout layout(plan, r.schedule);
+  const hw::Topology& topo = fabric.topo;
+  const ClusterLayout& layout = fabric.layout;
   const int copies = stage_copies(r.schedule);
   r.dp_group_dense = plan.dp * copies;
   r.dp_group_expert = std::max(1, plan.dp * plan.tp / plan.ep) * copies;
@@ -297,7 +323,7 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
                         in.arch->hidden * 2.0 / (plan.sequence_parallel ? plan.tp : 1);
   ci.tail = tail_work(r, plan, timer);
   ci.slowdown = in.slowdown;
-  const StepTraffic traffic(in, topo, layout, timer);
+  const StepTraffic& traffic = fabric.traffic;
   ci.traffic = [&traffic](CommKind k, const std::vector<int>& m, double bytes, int st) {
     return traffic(k, m, bytes, st);
   };
@@ -310,9 +336,7 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
       first += static_cast<int>(sc.layers.size());
     }
   }
-  NetworkEfficiency eff = load_network_efficiency();
-  eff.comm_sms = plan.comm_sms > 0 ? plan.comm_sms : eff.saturating_comm_sms;
-  ci.link_capacity_Bps = effective_capacities_Bps(topo, eff);
+  ci.link_capacity_Bps = fabric.capacity_Bps;
   ci.fidelity = in.fidelity;
   ClusterExecResult cr = execute_cluster(ci);
 
@@ -360,21 +384,39 @@ StepResult simulate_step(const StepInputs& in) {
   octx.gemm_precision = in.precision;
   octx.recompute = plan.recompute;
 
-  // ---- per-layer timed ops, computed once per layer kind ----
-  const std::vector<LayerKind> seq = layer_sequence(arch);
-  std::map<LayerKind, std::vector<TimedOp>> kind_ops;
-  std::map<LayerKind, ChunkSimResult> kind_alone;  // full F+BW of one layer alone, for partitioning
-  for (LayerKind k : seq) {
-    if (kind_ops.count(k)) continue;
-    std::vector<TimedOp> timed;
-    for (const Op& op : layer_ops(arch, k, octx)) timed.push_back(time_op(op, timer, tctx));
-    kind_ops[k] = timed;
-    r.layer_kinds.push_back(LayerTiming{k, timed});
-  }
-
   // ---- schedule: it decides how many stages the model is cut into and
   // which ranks hold them ----
   r.schedule = make_schedule(plan.schedule, plan.pp, static_cast<int>(in.microbatches), plan.virtual_stages);
+
+  // ---- the fabric: topology, GPU layout, traffic, achievable capacities ----
+  const hw::Topology topo = hw::Topology::build(cluster);
+  const ClusterLayout layout(plan, r.schedule);
+  const StepTraffic traffic(in, topo, layout, timer);
+  NetworkEfficiency eff = load_network_efficiency();
+  eff.comm_sms = plan.comm_sms > 0 ? plan.comm_sms : eff.saturating_comm_sms;
+  const Fabric fabric{topo, layout, traffic, effective_capacities_Bps(topo, eff)};
+
+  // ---- per-layer timed ops, computed once per layer kind; communication
+  // kernels timed on the fabric (alone), compute kernels by the profile ----
+  const std::vector<LayerKind> seq = layer_sequence(arch);
+  std::map<LayerKind, std::vector<TimedOp>> kind_ops;
+  std::map<std::pair<int, double>, Time> comm_time;
+  for (LayerKind k : seq) {
+    if (kind_ops.count(k)) continue;
+    std::vector<TimedOp> timed;
+    for (const Op& op : layer_ops(arch, k, octx)) {
+      TimedOp t = time_op(op, timer, tctx);
+      if (op.kind == OpKind::Comm) {
+        const auto key = std::make_pair(static_cast<int>(op.comm.kind), op.comm.bytes.value());
+        auto it = comm_time.find(key);
+        if (it == comm_time.end()) it = comm_time.emplace(key, fabric.isolated(op.comm.kind, op.comm.bytes.value())).first;
+        t.duration = it->second;
+      }
+      timed.push_back(t);
+    }
+    kind_ops[k] = timed;
+    r.layer_kinds.push_back(LayerTiming{k, timed});
+  }
 
   // ---- stage partition by compute cost of one micro-batch ----
   const int stages = r.schedule.stages;
@@ -454,7 +496,7 @@ StepResult simulate_step(const StepInputs& in) {
     r.program_bw.push_back(std::move(bw));
   }
   pair_costs(r);
-  run_cluster(in, r, timer);
+  run_cluster(in, r, timer, fabric);
 
   // ---- FLOPs ----
   for (const auto& sc : r.stages) {

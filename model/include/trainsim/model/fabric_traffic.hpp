@@ -8,8 +8,9 @@
 // every link are summed over the transfers. The collective then runs on the
 // flow network as ONE bundled flow (sim::WeightedRoute): each byte of the
 // bundle puts load_l / total bytes on link l, and the bundle has a fairness
-// share equal to the number of transfers it stands for, so against other
-// traffic it takes what its transfers would take together under max-min.
+// share equal to the largest number of its transfers on one link, so on that
+// link it takes against other traffic what its transfers would take under
+// per-transfer max-min (elsewhere it may take more or less).
 // Alone on a fabric it finishes when its most-loaded link has carried its
 // load: time = max over links of load_l / capacity_l (plus latency), the
 // bottleneck time of a perfectly pipelined collective, which is how NCCL's
@@ -43,7 +44,7 @@ struct GpuTransfer {
 struct Bundle {
   sim::WeightedRoute route;  // per link: bytes on it per byte of the bundle
   double bytes = 0;          // sum of the transfers' bytes
-  double share = 1;          // transfers it stands for (fairness weight)
+  double share = 1;          // most of its transfers on one link (fairness weight)
   Time latency{};
   // Bytes on the most loaded link divided by its capacity: the time the
   // bundle takes alone on an idle fabric, latency excluded.
@@ -52,7 +53,9 @@ struct Bundle {
 
 // Sums the transfers' bytes over their routes. Local transfers (src == dst)
 // cost nothing. latency = sequential_steps x the longest route latency.
-Bundle make_bundle(const hw::Topology& topo, const std::vector<GpuTransfer>& transfers, int sequential_steps);
+// idle_time uses `capacity_Bps` per link when given, else nominal capacities.
+Bundle make_bundle(const hw::Topology& topo, const std::vector<GpuTransfer>& transfers, int sequential_steps,
+                   const std::vector<double>* capacity_Bps = nullptr);
 
 // Transfers of a ring over `members`: each sends `bytes_per_member` x
 // (n-1)/n x phases to its right neighbour (phases 2 for an all-reduce).

@@ -1,0 +1,111 @@
+// The cluster simulated: fidelity, stragglers, skewed routing and faults on
+// DeepSeek-V3's 2,048-GPU layout (issue acceptance). Each full-fidelity run
+// executes about 90 million events (10-30 s in a Release build).
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "trainsim/app/report.hpp"
+#include "trainsim/app/scenario.hpp"
+#include "trainsim/common/json_reader.hpp"
+#include "trainsim/hardware/topology.hpp"
+
+using namespace trainsim;
+
+namespace {
+
+Json v3() { return parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/deepseek-v3-pretrain.json"); }
+
+Json report(const Json& scenario, app::FidelityChoice f = app::FidelityChoice::Auto) {
+  app::SimulateOptions o;
+  o.fidelity = f;
+  return app::make_report(app::simulate(app::parse_scenario(scenario, "test.json"), o));
+}
+
+double step(const Json& r) { return r["step_time_s"].get<double>(); }
+
+}  // namespace
+
+TEST_SUITE("validation") {
+TEST_CASE("DeepSeek-V3: full fidelity (every GPU) and the collapsed default agree") {
+  // Every replica of a pipeline rank has the same work and its pipeline
+  // transfers use its own plane's links, so the collapsed execution (16 GPUs)
+  // is exact; the two runs agree to the picosecond (a relative 1e-12 allows
+  // only for the printing of a double).
+  const Json base = v3();
+  const Json collapsed = report(base);
+  const Json full = report(base, app::FidelityChoice::Full);
+  CHECK(collapsed["cluster_simulation"]["fidelity"] == "collapsed");
+  CHECK(collapsed["cluster_simulation"]["simulated_gpus"] == 16);
+  CHECK(full["cluster_simulation"]["simulated_gpus"] == 2048);
+  MESSAGE("collapsed " << step(collapsed) << " s, full " << step(full) << " s");
+  CHECK(step(full) == doctest::Approx(step(collapsed)).epsilon(1e-12));
+}
+
+TEST_CASE("DeepSeek-V3: one GPU 20% slower slows the step and is named") {
+  // GPU 70 (pipeline rank 0, EP group 1, EP rank 6) computes 1.2x slower.
+  // Its EP group waits for it at every all-to-all, so the step rises; the
+  // report names that group and GPU 70 as the member it waited for.
+  const Json base = v3();
+  Json slow = base;
+  slow["stragglers"] = Json::parse(R"({"gpus": [{"gpu": 70, "slowdown": 1.2}]})");
+  const Json r0 = report(base), r = report(slow);
+  const auto& cs = r["cluster_simulation"];
+  MESSAGE("healthy " << step(r0) << " s, one GPU 20% slower " << step(r) << " s; " << cs["critical_group"].dump());
+  CHECK(cs["fidelity"] == "full");
+  CHECK(step(r) > step(r0) * 1.01);
+  CHECK(cs["critical_group"]["slowest_member"] == 70);
+  CHECK(cs["critical_group"]["group"] == 1);
+  const std::string kind = cs["critical_group"]["kind"].get<std::string>();
+  CHECK(kind.rfind("ep_", 0) == 0);
+}
+
+TEST_CASE("DeepSeek-V3: the busiest expert at 2x the mean load slows the step; the EP group is named") {
+  // Expert 0 gets weight w and the other 255 weight 1; w = 2 x mean =
+  // 2 (w + 255) / 256 gives w = 510 / 254. Expert 0 lives on EP rank 0 of
+  // every EP group (experts 0..3 on rank 0), so that GPU receives
+  // (w + 3) / 4 = 1.25x the mean rows: its expert GEMMs run longer, its
+  // group's all-to-alls carry more to it, and the group waits for it.
+  const Json base = v3();
+  Json skew = base;
+  std::vector<double> load(256, 1.0);
+  load[0] = 510.0 / 254.0;
+  skew["moe_routing"] = {{"model", "histogram"}, {"expert_load", load}, {"seed", 7}};
+  const Json r0 = report(base), r = report(skew);
+  const auto& cs = r["cluster_simulation"];
+  MESSAGE("balanced " << step(r0) << " s, busiest expert 2x mean " << step(r) << " s; " << cs["critical_group"].dump());
+  CHECK(cs["fidelity"] == "full");
+  CHECK(step(r) > step(r0) * 1.01);
+  const std::string kind = cs["critical_group"]["kind"].get<std::string>();
+  CHECK(kind.rfind("ep_", 0) == 0);
+  // The member it waited for hosts expert 0: EP rank 0 (replica % 64 == 0).
+  CHECK(cs["critical_group"]["slowest_member"].get<int>() % 64 == 0);
+}
+
+TEST_CASE("DeepSeek-V3: one plane of the fabric down slows the step, and no route uses it") {
+  // Plane 3 (the NICs of local rank 3 and their switches) is down: those
+  // GPUs reach other nodes through a node-mate's NIC (PXN over NVLink), so
+  // seven NICs per node carry eight GPUs' inter-node traffic.
+  const Json base = v3();
+  Json down = base;
+  down["cluster"]["network"]["faults"] = Json::parse(R"([{"plane": 3}])");
+  const Json r0 = report(base), r = report(down);
+  MESSAGE("healthy " << step(r0) << " s, plane 3 down " << step(r) << " s");
+  CHECK(r["cluster_simulation"]["fidelity"] == "full");
+  CHECK(step(r) > step(r0) * 1.01);
+  // Routes from and to GPUs of plane 3 and of other planes avoid every
+  // plane-3 switch (vertex names "p3.*").
+  const app::Scenario sc = app::parse_scenario(down, "test.json");
+  const hw::Topology topo = hw::Topology::build(sc.cluster);
+  for (int src : {3, 11, 0, 1024 + 3})
+    for (int dst : {8 + 3, 2047 - 4, 512 + 3, 9}) {
+      CAPTURE(src);
+      CAPTURE(dst);
+      for (sim::LinkIndex l : topo.route(src, dst)) {
+        CHECK(topo.vertex_name(topo.link_tail(l)).rfind("p3.", 0) != 0);
+        CHECK(topo.vertex_name(topo.link_head(l)).rfind("p3.", 0) != 0);
+      }
+    }
+}
+}
