@@ -171,6 +171,7 @@ int main(int argc, char** argv) {
       opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
                                                 : trainsim::app::FidelityChoice::Auto;
+      opts.record = !trace_file.empty();
       const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim);
       // Build every output before writing any of them.

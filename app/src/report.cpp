@@ -62,6 +62,7 @@ Simulation simulate(const Scenario& scenario, const SimulateOptions& options, co
   in.slowdown = scenario.stragglers.factors(scenario.cluster.total_gpus());
   in.routing = scenario.routing;
   in.routing_states = scenario.routing_states;
+  in.record = options.record;
   sim.step = model::simulate_step(in);
   return sim;
 }
@@ -94,6 +95,11 @@ nlohmann::json cluster_block(const Simulation& sim) {
                        {"pipeline_rank", g / per_rank},
                        {"replica", g % per_rank},
                        {"note", "the GPU whose optimizer step ends last: it ends the step"}};
+  if (!st.critical_link.empty())
+    c["critical_link"] = {{"link", st.critical_link},
+                          {"bounded_s", st.critical_link_time.to_seconds()},
+                          {"note", "the link that bounded flows for the longest: summed lives of the flows whose "
+                                   "bottleneck it was (every simulated flow)"}};
   const model::GroupStats& cg = st.critical_group;
   if (cg.instances > 0) {
     c["critical_group"] = {
@@ -293,6 +299,10 @@ std::string summary_text(const nlohmann::json& r) {
                      m.back().get<int>(), g.at("total_s").get<double>(), g.at("waiting_for_last_member_s").get<double>(),
                      slow.is_null() ? std::string("no member") : fmt::format("GPU {} most", slow.get<int>()));
   }
+  if (cs.contains("critical_link"))
+    s += fmt::format("critical link       {}: bounded flows for {:.3f} s in all\n",
+                     cs.at("critical_link").at("link").get<std::string>(),
+                     cs.at("critical_link").at("bounded_s").get<double>());
   s += fmt::format("step breakdown (pipeline rank {}, the one that ends the step):\n", b.at("rank").get<int>());
   s += fmt::format("  compute           {:.3f} s\n", b.at("compute_s").get<double>());
   s += fmt::format("  exposed comm      dispatch {:.3f} s, combine {:.3f} s, TP {:.3f} s, PP {:.3f} s, DP {:.3f} s\n",
@@ -309,6 +319,83 @@ std::string summary_text(const nlohmann::json& r) {
                    m.at("transient_gib").get<double>());
   return s;
 }
+
+namespace {
+
+double us_of(Time t) { return static_cast<double>(t.count_ps()) / 1e6; }
+
+// The kernels of replica 0 of every pipeline rank as the cluster execution
+// ran them: every kernel on the rank that ends the step, one "busy" event per
+// gapless stretch on the others (keeps the trace small enough to open and
+// still shows where a stream waits).
+void stream_events(const Simulation& sim, nlohmann::json& events) {
+  const auto& st = sim.step;
+  std::vector<std::vector<const model::KernelRecord*>> per(static_cast<std::size_t>(st.schedule.ranks * 2));
+  for (const auto& k : st.kernels)
+    per[static_cast<std::size_t>(k.rank * 2 + (k.stream == model::Stream::Comm ? 1 : 0))].push_back(&k);
+  for (int rk = 0; rk < st.schedule.ranks; ++rk) {
+    const bool detailed = rk == st.breakdown.rank;
+    for (int stream = 0; stream < 2; ++stream) {
+      const char* what = stream == 0 ? "compute stream" : "communication stream";
+      events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", stream + 1},
+                        {"args", {{"name", fmt::format("{} ({})", what, detailed ? "kernels" : "busy stretches")}}}});
+      auto& list = per[static_cast<std::size_t>(rk * 2 + stream)];
+      std::stable_sort(list.begin(), list.end(), [](auto* x, auto* y) { return x->start < y->start; });
+      const auto& ops = st.schedule.per_rank[static_cast<std::size_t>(rk)];
+      for (std::size_t i = 0; i < list.size();) {
+        const model::KernelRecord& k = *list[i];
+        std::size_t j = i + 1;
+        Time end = k.end;
+        if (!detailed)
+          while (j < list.size() && list[j]->start == end) end = list[j++]->end;
+        nlohmann::json e{{"ph", "X"}, {"pid", rk}, {"tid", stream + 1}, {"ts", us_of(k.start)}, {"dur", us_of(end - k.start)}};
+        if (detailed) {
+          const model::ScheduleOp& op = ops[static_cast<std::size_t>(k.op)];
+          const bool fwd = op.type == ChunkOpType::F || (op.type == ChunkOpType::FB && k.role == 0);
+          const int stage = fwd ? op.fwd.stage : op.bwd.stage;
+          const model::ChunkProgram* prog =
+              fwd ? &st.program_f[static_cast<std::size_t>(stage)]
+                  : op.type == ChunkOpType::B ? &st.program_b[static_cast<std::size_t>(stage)]
+                  : op.type == ChunkOpType::W ? &st.program_w[static_cast<std::size_t>(stage)]
+                                              : &st.program_bw[static_cast<std::size_t>(stage)];
+          const model::TimedOp& top = prog->ops[static_cast<std::size_t>(k.kernel)];
+          e["name"] = top.op.name;
+          e["cat"] = model::to_string(top.op.pass);
+          e["args"] = {{"layer", top.layer}, {"kind", model::to_string(top.op.kind)}, {"stage", stage}};
+        } else {
+          e["name"] = "busy";
+          e["args"] = {{"kernels", j - i}};
+        }
+        events.push_back(std::move(e));
+        i = j;
+      }
+    }
+  }
+}
+
+// Flows of replica 0 of every rank: its collectives' bundles and the
+// pipeline transfers it sends, each with the link that bounded it.
+void flow_events(const Simulation& sim, nlohmann::json& events) {
+  const auto& st = sim.step;
+  for (int rk = 0; rk < st.schedule.ranks; ++rk)
+    events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 3},
+                      {"args", {{"name", "network flows (bounding link)"}}}});
+  for (const auto& t : st.transfers) {
+    const std::string link = t.bottleneck >= 0 ? st.link_names[static_cast<std::size_t>(t.bottleneck)] : "none";
+    const std::string name = t.kind == model::CommKind::None ? fmt::format("p2p to rank {}", t.peer_rank)
+                                                             : std::string(model::to_string(t.kind));
+    events.push_back({{"ph", "X"},
+                      {"name", name},
+                      {"cat", "flow"},
+                      {"pid", t.rank},
+                      {"tid", 3},
+                      {"ts", us_of(t.start)},
+                      {"dur", us_of(t.end - t.start)},
+                      {"args", {{"bytes", t.bytes}, {"bounded_by", link}}}});
+  }
+}
+
+}  // namespace
 
 nlohmann::json chrome_trace(const Simulation& sim) {
   const auto& st = sim.step;
@@ -330,82 +417,8 @@ nlohmann::json chrome_trace(const Simulation& sim) {
                         {"args", {{"phase", op.phase}}}});
     }
   }
-  // Streams of every simulated GPU: each chunk is replayed on the two-stream
-  // chunk simulator (identical chunks are replayed once) and its work placed
-  // at the chunk's start. The rank that ends the step gets every kernel; the
-  // others get one "busy" event per stretch in which a stream works without a
-  // gap, which keeps the trace small enough to open and still shows where a
-  // stream waits.
-  std::map<std::tuple<int, int, int>, model::ChunkSimResult> replays;
-  auto programs_of = [&](const model::ScheduleOp& op) {
-    const auto f = static_cast<std::size_t>(op.fwd.stage), b = static_cast<std::size_t>(op.bwd.stage);
-    std::vector<const model::ChunkProgram*> progs;
-    switch (op.type) {
-      case ChunkOpType::F: progs = {&st.program_f[f]}; break;
-      case ChunkOpType::B: progs = {&st.program_b[b]}; break;
-      case ChunkOpType::W: progs = {&st.program_w[b]}; break;
-      case ChunkOpType::BW: progs = {&st.program_bw[b]}; break;
-      case ChunkOpType::FB: progs = {&st.program_f[f], &st.program_bw[b]}; break;
-    }
-    return progs;
-  };
-  for (int rk = 0; rk < st.schedule.ranks; ++rk) {
-    const bool detailed = rk == st.breakdown.rank;
-    events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 1},
-                      {"args", {{"name", detailed ? "compute stream (kernels)" : "compute stream (busy stretches)"}}}});
-    events.push_back({{"ph", "M"}, {"name", "thread_name"}, {"pid", rk}, {"tid", 2},
-                      {"args", {{"name", detailed ? "communication stream (kernels)" : "communication stream (busy stretches)"}}}});
-    const auto& ops = st.schedule.per_rank[static_cast<std::size_t>(rk)];
-    for (const auto& t : st.exec.timeline[static_cast<std::size_t>(rk)]) {
-      const auto& op = ops[static_cast<std::size_t>(t.index)];
-      const auto progs = programs_of(op);
-      const auto key = std::make_tuple(static_cast<int>(op.type), op.fwd.stage, op.bwd.stage);
-      auto it = replays.find(key);
-      if (it == replays.end()) it = replays.emplace(key, model::simulate_chunks(progs, true)).first;
-      // Intervals are in completion order per stream; merge runs for the
-      // non-detailed ranks.
-      struct Run { const model::TimedOp* first = nullptr; Time start{}, end{}; int kernels = 0; };
-      Run open[2];
-      auto flush = [&](int stream) {
-        Run& r = open[stream];
-        if (!r.first) return;
-        const auto& top = *r.first;
-        if (detailed)
-          events.push_back({{"ph", "X"},
-                            {"name", top.op.name},
-                            {"cat", model::to_string(top.op.pass)},
-                            {"pid", rk},
-                            {"tid", stream + 1},
-                            {"ts", us(t.start + r.start)},
-                            {"dur", us(r.end - r.start)},
-                            {"args", {{"layer", top.layer}, {"kind", model::to_string(top.op.kind)}}}});
-        else
-          events.push_back({{"ph", "X"},
-                            {"name", "busy"},
-                            {"pid", rk},
-                            {"tid", stream + 1},
-                            {"ts", us(t.start + r.start)},
-                            {"dur", us(r.end - r.start)},
-                            {"args", {{"kernels", r.kernels}}}});
-        r = Run{};
-      };
-      for (const auto& iv : it->second.intervals) {
-        const auto& top = progs[static_cast<std::size_t>(iv.program)]->ops[static_cast<std::size_t>(iv.op)];
-        const int stream = top.stream == model::Stream::Compute ? 0 : 1;
-        Run& r = open[stream];
-        const bool extend = !detailed && r.first && iv.start == r.end;
-        if (!extend) {
-          flush(stream);
-          r.first = &top;
-          r.start = iv.start;
-        }
-        r.end = iv.end;
-        ++r.kernels;
-      }
-      flush(0);
-      flush(1);
-    }
-  }
+  stream_events(sim, events);
+  flow_events(sim, events);
   nlohmann::json j;
   j["traceEvents"] = events;
   j["displayTimeUnit"] = "ms";

@@ -129,7 +129,8 @@ class ClusterExecutor {
   std::pair<int, const std::vector<int>*> group_of(const Gpu& g, CommKind kind, bool expert);
   const Bundle& bundle(CommKind kind, int cls, int group, const std::vector<int>& members, double bytes, int state);
   int state_of(const Gpu& g, const Running& r, const TimedOp& op) const;
-  void collective_done(InstanceKey key, Time first);
+  void collective_done(InstanceKey key, Time first, const sim::FlowRecord* f);
+  void record_collective(const Gpu& g, int p, const sim::FlowRecord* f, CommKind kind);
   int simulated_members(int cls, int group, const std::vector<int>& members);
 
   // ---- tail ----
@@ -158,6 +159,12 @@ class ClusterExecutor {
   std::map<std::pair<int, int>, std::map<int, Time>> late_;  // per group: member -> time others waited for it
   ExecResult exec_;
   std::uint64_t flows_ = 0, collectives_ = 0;
+  std::vector<Time> bounded_;  // per link: life of the flows it bounded
+  std::vector<KernelRecord> kernels_;
+  std::vector<TransferRecord> transfers_;
+  void bounded_by(const sim::FlowRecord& f) {
+    if (f.bottleneck >= 0) bounded_[static_cast<std::size_t>(f.bottleneck)] += f.end - f.start;
+  }
 };
 
 const ClusterExecInputs& checked(const ClusterExecInputs& in) {
@@ -185,6 +192,7 @@ ClusterExecutor::ClusterExecutor(const ClusterExecInputs& in)
     if (!in.link_capacity_Bps.empty()) l.capacity = BytesPerSecond(in.link_capacity_Bps[i]);
     net_.add_link(std::move(l));
   }
+  bounded_.assign(links.size(), Time::zero());
   const std::size_t n = ix_.size() * static_cast<std::size_t>(slots_);
   fwd_input_.assign(n, 0);
   fwd_done_.assign(n, 0);
@@ -375,8 +383,16 @@ void ClusterExecutor::deliver(const Gpu& from, const ChunkRef& to, bool forward)
   }
   const int dst_id = layout_.gpu(dst_rank, layout_.replica_of(from.id));
   ++flows_;
+  const bool rec = in_.record && from.keep;
+  const int src_rank = from.rank;
   net_.start_flow(in_.topology->route(from.id, dst_id), ByteCount(in_.activation_bytes),
-                  [this, dst, k, forward, sent] { arrive(dst, k, forward, sent); });
+                  [this, dst, k, forward, sent, rec, src_rank, dst_rank](const sim::FlowRecord& f) {
+                    bounded_by(f);
+                    if (rec)
+                      transfers_.push_back(TransferRecord{src_rank, CommKind::None, dst_rank, f.start, f.end,
+                                                          f.bytes.value(), f.bottleneck});
+                    arrive(dst, k, forward, sent);
+                  });
 }
 
 void ClusterExecutor::arrive(int gi, std::size_t k, bool forward, Time sent) {
@@ -474,6 +490,10 @@ void ClusterExecutor::kernel_done(int gi, int p, Stream s, Time begin) {
     g.compute_busy = false;
     g.compute_idle_since = now;
     g.stats.compute += now - begin;
+    if (in_.record && g.keep) {
+      const Running& r = g.prog[static_cast<std::size_t>(p)];
+      kernels_.push_back(KernelRecord{g.rank, static_cast<int>(g.next), r.role, static_cast<int>(r.pc), s, begin, now});
+    }
   } else {
     g.comm_busy = false;
   }
@@ -559,23 +579,29 @@ void ClusterExecutor::join(int gi, int p, CommKind kind, bool expert, double byt
   gs.group = group;
   gs.waiting += inst.last - inst.first;
   late_[{key.kind, group}][inst.last_gpu] += inst.last - inst.first;
-  auto done = [this, key, first] { collective_done(key, first); };
   ++flows_;
   if (b.route.empty()) {
-    engine_.schedule(b.latency, done);
+    engine_.schedule(b.latency, [this, key, first] { collective_done(key, first, nullptr); });
     return;
   }
-  net_.start_flow(b.route, ByteCount(b.bytes), b.share, done, b.latency);
+  net_.start_flow(b.route, ByteCount(b.bytes), b.share,
+                  [this, key, first](const sim::FlowRecord& f) {
+                    bounded_by(f);
+                    collective_done(key, first, &f);
+                  },
+                  b.latency);
 }
 
-void ClusterExecutor::collective_done(InstanceKey key, Time first) {
+void ClusterExecutor::collective_done(InstanceKey key, Time first, const sim::FlowRecord* f) {
   auto node = instances_.extract(key);
   GroupStats& gs = group_stats_[{key.kind, key.group}];
   ++gs.instances;
-  gs.total += engine_.now() - first;
+  const Time now = engine_.now();
+  gs.total += now - first;
   for (const auto& [gi, p] : node.mapped().members) {
     Gpu& g = gpus_[static_cast<std::size_t>(gi)];
     g.comm_busy = false;
+    if (in_.record && g.keep) record_collective(g, p, f, gs.kind);
     if (p < 0) {
       tail_step(gi);
       continue;
@@ -583,6 +609,18 @@ void ClusterExecutor::collective_done(InstanceKey key, Time first) {
     advance(gi, p);
     dispatch(gi);
   }
+}
+
+// The member's communication kernel (from its arrival) and the bundle.
+void ClusterExecutor::record_collective(const Gpu& g, int p, const sim::FlowRecord* f, CommKind kind) {
+  const Time now = engine_.now();
+  if (p >= 0) {
+    const Running& r = g.prog[static_cast<std::size_t>(p)];
+    kernels_.push_back(KernelRecord{g.rank, static_cast<int>(g.next), r.role, static_cast<int>(r.pc), Stream::Comm,
+                                    r.comm_started, now});
+  }
+  transfers_.push_back(TransferRecord{g.rank, kind, -1, f ? f->start : now, now, f ? f->bytes.value() : 0.0,
+                                      f ? f->bottleneck : -1});
 }
 
 // ---------------------------------------------------------------------------
@@ -660,6 +698,13 @@ void ClusterExecutor::finish(ClusterExecResult& r) {
         }
     }
   }
+  for (std::size_t l = 0; l < bounded_.size(); ++l)
+    if (bounded_[l] > r.critical_link_time) {
+      r.critical_link_time = bounded_[l];
+      r.critical_link = static_cast<sim::LinkIndex>(l);
+    }
+  r.kernels = std::move(kernels_);
+  r.transfers = std::move(transfers_);
   r.simulated_gpus = static_cast<int>(gpus_.size());
   r.events = engine_.executed();
   r.flows = flows_;

@@ -338,7 +338,17 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   }
   ci.link_capacity_Bps = fabric.capacity_Bps;
   ci.fidelity = in.fidelity;
+  ci.record = in.record;
   ClusterExecResult cr = execute_cluster(ci);
+  if (cr.critical_link >= 0) {
+    r.critical_link = topo.links()[static_cast<std::size_t>(cr.critical_link)].name;
+    r.critical_link_time = cr.critical_link_time;
+  }
+  if (in.record) {
+    r.kernels = std::move(cr.kernels);
+    r.transfers = std::move(cr.transfers);
+    for (const sim::Link& l : topo.links()) r.link_names.push_back(l.name);
+  }
 
   fill_breakdown(r, layout, cr);
   r.exec = std::move(cr.exec);

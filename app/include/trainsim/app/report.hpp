@@ -28,6 +28,7 @@ enum class FidelityChoice { Auto, Collapsed, Full };
 
 struct SimulateOptions {
   FidelityChoice fidelity = FidelityChoice::Auto;
+  bool record = false;  // keep kernels and transfers for chrome_trace
 };
 
 // What in the scenario makes replicas of a rank differ (stragglers, skewed

@@ -131,6 +131,29 @@ struct ClusterExecInputs {
   // Achievable capacity of each topology link (bytes/s); empty: nominal.
   std::vector<double> link_capacity_Bps;
   Fidelity fidelity = Fidelity::Collapsed;
+  // Keep every kernel and transfer of replica 0 of each rank (for traces).
+  bool record = false;
+};
+
+// A kernel as it ran on replica 0 of a pipeline rank (recorded runs only).
+struct KernelRecord {
+  int rank = 0;
+  int op = 0;        // schedule op index on the rank; -1: the tail
+  int role = 0;      // 0: the op's forward program, 1: its backward
+  int kernel = 0;    // index in the program
+  Stream stream = Stream::Compute;
+  Time start{}, end{};
+};
+
+// A flow as the network ran it: a collective's bundle (kind set, one record
+// per recorded member) or a pipeline transfer sent by replica 0 (kind None).
+struct TransferRecord {
+  int rank = 0;
+  CommKind kind = CommKind::None;
+  int peer_rank = -1;       // pipeline transfers: the receiving rank
+  Time start{}, end{};      // the flow's start (after arrival of all members) and end
+  double bytes = 0;
+  sim::LinkIndex bottleneck = -1;  // the link that bounded it most (-1: none)
 };
 
 struct GpuStats {
@@ -161,6 +184,13 @@ struct ClusterExecResult {
   int critical_gpu = 0;        // the GPU whose optimizer ends the step
   Time step_time{};
   GroupStats critical_group;   // the collective group that cost the critical GPU most
+  // The link that bounded flows for the longest: for each link, the lives
+  // (latency included) of the flows whose bottleneck it was (the saturated
+  // link over which a flow moved the most bytes) summed; the largest.
+  sim::LinkIndex critical_link = -1;
+  Time critical_link_time{};
+  std::vector<KernelRecord> kernels;      // recorded runs only
+  std::vector<TransferRecord> transfers;  // recorded runs only
   int simulated_gpus = 0;
   std::uint64_t events = 0;
   std::uint64_t flows = 0;

@@ -43,6 +43,7 @@ struct StepInputs {
   Fidelity fidelity = Fidelity::Collapsed;
   std::vector<double> slowdown;  // per GPU compute-time factor; empty: all 1
   RoutingModel routing;          // MoE token-to-expert routing (balanced by default)
+  bool record = false;           // keep kernels and transfers of replica 0 (for traces)
   int routing_states = 16;       // distinct draws of a skewed routing model
 };
 
@@ -122,6 +123,11 @@ struct StepResult {
   std::vector<int> critical_group_members;
   int simulated_gpus = 0;
   std::uint64_t events = 0, flows = 0, collectives = 0;
+  std::string critical_link;     // the link that bounded flows longest (empty: none)
+  Time critical_link_time{};
+  std::vector<KernelRecord> kernels;      // with StepInputs::record
+  std::vector<TransferRecord> transfers;  // with StepInputs::record; links by name below
+  std::vector<std::string> link_names;    // with StepInputs::record: topology link names
 };
 
 // Contiguous partition of the model's layers (embedding, decoders, head, MTP)
