@@ -38,6 +38,10 @@ model::ParallelPlan parse_plan(JsonObject& p) {
                    : rc == "full" ? model::Recompute::Full
                                   : model::Recompute::Selective;
   plan.sequence_parallel = p.boolean_or("sequence_parallel", false);
+  plan.tp_comm_overlap = p.boolean_or("tp_comm_overlap", false);
+  if (plan.tp_comm_overlap && !plan.sequence_parallel)
+    p.fail("tp_comm_overlap", "false without sequence_parallel (the overlap pipelines the sequence-parallel "
+                              "all-gathers and reduce-scatters with their GEMMs)");
   plan.comm_sms = static_cast<int>(p.integer_or("comm_sms", 0, 0, 4096));
   p.finish();
   return plan;
@@ -281,6 +285,7 @@ nlohmann::json to_json(const Scenario& s) {
                       {"virtual_stages", p.virtual_stages},
                       {"recompute", model::to_string(p.recompute)},
                       {"sequence_parallel", p.sequence_parallel},
+                      {"tp_comm_overlap", p.tp_comm_overlap},
                       {"comm_sms", p.comm_sms}};
   j["precision"] = {{"gemm", to_string(s.gemm_precision)}};
   j["training"] = {{"seq_len", s.training.seq_len},

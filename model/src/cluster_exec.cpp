@@ -40,15 +40,22 @@ struct ChunkIx {
   }
 };
 
-// A chunk program in flight on a GPU.
+// A chunk program in flight on a GPU. Kernels run in program order, one at
+// a time, except that a kernel marked concurrent_with_next lets the next one
+// start with it (tensor-parallel communication overlapped with its GEMM).
 struct Running {
   const ChunkProgram* program = nullptr;
-  std::size_t pc = 0;          // next kernel
+  std::size_t pc = 0;          // next kernel to start
   Time ready_at{};             // when that kernel became ready
   Time comm_started{};         // when its last communication kernel started
-  bool waiting = false;        // its next kernel waits for a stream
+  bool waiting = false;        // kernel pc is ready and waits for its stream
   bool backward = false;
   int role = 0;                // 0: the op's forward program, 1: its backward
+  int running = 0;             // its kernels in flight
+  bool allow = false;          // the last started kernel lets the next start with it
+  int comm_index = 0;          // kernel index of its collective in flight
+  CommKind blocked_by = CommKind::None;  // a collective was the last thing it waited for
+  bool next_ready() const { return running == 0 || (running == 1 && allow); }
 };
 
 // One tail step: a gradient collective or (kind None) the optimizer.
@@ -121,8 +128,9 @@ class ClusterExecutor {
   // ---- kernels on two streams ----
   void dispatch(int gi);
   void start_kernel(int gi, int p, Stream s);
-  void kernel_done(int gi, int p, Stream s, Time begin);
-  void advance(int gi, int p);
+  void kernel_done(int gi, int p, Stream s, Time begin, int index);
+  void advance(int gi, int p, CommKind finished);
+  void expose(Gpu& g, Running& r, Time now);
 
   // ---- collectives ----
   void join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key, int state = 0);
@@ -302,7 +310,13 @@ void ClusterExecutor::begin_op(Gpu& g, const ScheduleOp& op) {
   auto add = [&](const ChunkProgram* p, bool backward) {
     if (p->ops.empty()) return;
     const int role = op.type == ChunkOpType::FB && backward ? 1 : 0;
-    g.prog[static_cast<std::size_t>(g.nprog++)] = Running{p, 0, engine_.now(), Time::zero(), true, backward, role};
+    Running r;
+    r.program = p;
+    r.ready_at = engine_.now();
+    r.waiting = true;
+    r.backward = backward;
+    r.role = role;
+    g.prog[static_cast<std::size_t>(g.nprog++)] = r;
   };
   switch (op.type) {
     case ChunkOpType::F: add(at(in_.program_f, op.fwd.stage), false); break;
@@ -443,33 +457,47 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   Running& r = g.prog[static_cast<std::size_t>(p)];
   r.waiting = false;
+  const int index = static_cast<int>(r.pc);
   const TimedOp& op = r.program->ops[r.pc];
   const Time now = engine_.now();
+  ++r.pc;
+  ++r.running;
+  r.allow = op.concurrent_with_next;
   if (s == Stream::Compute) {
-    if (now > g.compute_idle_since && r.pc > 0) {
-      // The compute stream sat idle; if this program's previous kernel was a
-      // collective, the wait since it started is exposed communication.
-      const TimedOp& prev = r.program->ops[r.pc - 1];
-      if (prev.stream == Stream::Comm) {
-        const Time gap = now - max(g.compute_idle_since, r.comm_started);
-        switch (prev.op.comm.kind) {
-          case CommKind::EpDispatch: g.stats.exposed.ep_dispatch += gap; break;
-          case CommKind::EpCombine: g.stats.exposed.ep_combine += gap; break;
-          default: g.stats.exposed.tp += gap; break;
-        }
-      }
-    }
+    expose(g, r, now);
     g.compute_busy = true;
     const Time base = in_.retime ? in_.retime(g.id, op, state_of(g, r, op)) : op.duration;
     const Time d = g.slowdown == 1.0 ? base : Time::seconds(base.to_seconds() * g.slowdown);
-    engine_.schedule(d, [this, gi, p, now] { kernel_done(gi, p, Stream::Compute, now); });
-    return;
+    engine_.schedule(d, [this, gi, p, now, index] { kernel_done(gi, p, Stream::Compute, now, index); });
+  } else {
+    g.comm_busy = true;
+    r.comm_started = now;
+    r.comm_index = index;
+    const InstanceKey key{static_cast<int>(op.op.comm.kind), 0, static_cast<int>(g.next), p * 65536 + index};
+    const int state = is_ep(op.op.comm.kind) && in_.routing_state ? state_of(g, r, op) : 0;
+    join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key, state);
   }
-  g.comm_busy = true;
-  r.comm_started = now;
-  const InstanceKey key{static_cast<int>(op.op.comm.kind), 0, static_cast<int>(g.next), p * 65536 + static_cast<int>(r.pc)};
-  const int state = is_ep(op.op.comm.kind) && in_.routing_state ? state_of(g, r, op) : 0;
-  join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key, state);
+  if (r.allow && r.pc < r.program->ops.size() && !r.waiting) {
+    // The next kernel starts with this one (on the other stream).
+    r.waiting = true;
+    r.ready_at = now;
+    dispatch(gi);
+  }
+}
+
+// The compute stream sat idle before this program's kernel; if a collective
+// of the program was the last thing it waited for, the wait since that
+// collective started is exposed communication.
+void ClusterExecutor::expose(Gpu& g, Running& r, Time now) {
+  if (r.blocked_by != CommKind::None && now > g.compute_idle_since) {
+    const Time gap = now - max(g.compute_idle_since, r.comm_started);
+    switch (r.blocked_by) {
+      case CommKind::EpDispatch: g.stats.exposed.ep_dispatch += gap; break;
+      case CommKind::EpCombine: g.stats.exposed.ep_combine += gap; break;
+      default: g.stats.exposed.tp += gap; break;
+    }
+  }
+  r.blocked_by = CommKind::None;
 }
 
 // The routing state of the chunk a kernel belongs to: its EP group at the
@@ -483,7 +511,7 @@ int ClusterExecutor::state_of(const Gpu& g, const Running& r, const TimedOp& op)
   return in_.routing_state(layer_ep_group(g), layer, mb);
 }
 
-void ClusterExecutor::kernel_done(int gi, int p, Stream s, Time begin) {
+void ClusterExecutor::kernel_done(int gi, int p, Stream s, Time begin, int index) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   const Time now = engine_.now();
   if (s == Stream::Compute) {
@@ -492,25 +520,30 @@ void ClusterExecutor::kernel_done(int gi, int p, Stream s, Time begin) {
     g.stats.compute += now - begin;
     if (in_.record && g.keep) {
       const Running& r = g.prog[static_cast<std::size_t>(p)];
-      kernels_.push_back(KernelRecord{g.rank, static_cast<int>(g.next), r.role, static_cast<int>(r.pc), s, begin, now});
+      kernels_.push_back(KernelRecord{g.rank, static_cast<int>(g.next), r.role, index, s, begin, now});
     }
   } else {
     g.comm_busy = false;
   }
-  advance(gi, p);
+  advance(gi, p, CommKind::None);
   dispatch(gi);
 }
 
-void ClusterExecutor::advance(int gi, int p) {
+// One of the program's kernels finished (`finished`: its collective kind,
+// None for a compute kernel).
+void ClusterExecutor::advance(int gi, int p, CommKind finished) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   Running& r = g.prog[static_cast<std::size_t>(p)];
-  ++r.pc;
-  if (r.pc < r.program->ops.size()) {
-    r.waiting = true;
-    r.ready_at = engine_.now();
+  --r.running;
+  if (r.running == 0) r.blocked_by = finished;
+  if (r.pc >= r.program->ops.size()) {
+    if (r.running == 0 && --g.unfinished == 0) op_done(gi);
     return;
   }
-  if (--g.unfinished == 0) op_done(gi);
+  if (!r.waiting && r.next_ready()) {
+    r.waiting = true;
+    r.ready_at = engine_.now();
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -606,7 +639,7 @@ void ClusterExecutor::collective_done(InstanceKey key, Time first, const sim::Fl
       tail_step(gi);
       continue;
     }
-    advance(gi, p);
+    advance(gi, p, gs.kind);
     dispatch(gi);
   }
 }
@@ -616,7 +649,7 @@ void ClusterExecutor::record_collective(const Gpu& g, int p, const sim::FlowReco
   const Time now = engine_.now();
   if (p >= 0) {
     const Running& r = g.prog[static_cast<std::size_t>(p)];
-    kernels_.push_back(KernelRecord{g.rank, static_cast<int>(g.next), r.role, static_cast<int>(r.pc), Stream::Comm,
+    kernels_.push_back(KernelRecord{g.rank, static_cast<int>(g.next), r.role, r.comm_index, Stream::Comm,
                                     r.comm_started, now});
   }
   transfers_.push_back(TransferRecord{g.rank, kind, -1, f ? f->start : now, now, f ? f->bytes.value() : 0.0,

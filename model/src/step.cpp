@@ -257,6 +257,20 @@ class StepTraffic {
   mutable std::map<int, State> states_;
 };
 
+// tp_comm_overlap: an all-gather directly before a GEMM runs with it, and a
+// GEMM directly before a reduce-scatter runs with that (both pipelined in
+// chunks, as Megatron's ring-exchange overlap does).
+void mark_tp_overlap(ChunkProgram& prog) {
+  auto& ops = prog.ops;
+  for (std::size_t i = 0; i + 1 < ops.size(); ++i) {
+    const Op& a = ops[i].op;
+    const Op& b = ops[i + 1].op;
+    const bool ag_gemm = a.kind == OpKind::Comm && a.comm.kind == CommKind::TpAllGather && b.kind == OpKind::Gemm;
+    const bool gemm_rs = a.kind == OpKind::Gemm && b.kind == OpKind::Comm && b.comm.kind == CommKind::TpReduceScatter;
+    if (ag_gemm || gemm_rs) ops[i].concurrent_with_next = true;
+  }
+}
+
 bool is_tp_kind(CommKind k) {
   return k == CommKind::TpAllReduce || k == CommKind::TpAllGather || k == CommKind::TpReduceScatter;
 }
@@ -458,6 +472,8 @@ StepResult simulate_step(const StepInputs& in) {
     ChunkProgram b = build_program(L, ChunkPass::BackwardInput);
     ChunkProgram w = build_program(L, ChunkPass::BackwardWeight);
     ChunkProgram bw = build_program(L, ChunkPass::BackwardFull);
+    if (plan.tp_comm_overlap)
+      for (ChunkProgram* prog : {&f, &b, &w, &bw}) mark_tp_overlap(*prog);
     const auto rf = simulate_chunks({&f});
     const auto rb = simulate_chunks({&b});
     const auto rw = simulate_chunks({&w});

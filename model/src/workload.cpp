@@ -95,14 +95,16 @@ namespace {
 class ChunkSimulator {
  public:
   ChunkSimulator(const std::vector<const ChunkProgram*>& programs, bool keep)
-      : programs_(programs), keep_(keep), next_(programs.size(), 0), ready_at_(programs.size()) {}
+      : programs_(programs), keep_(keep), next_(programs.size(), 0), ready_at_(programs.size()),
+        running_(programs.size(), 0), allow_(programs.size(), 0), queued_(programs.size(), 0) {}
 
   ChunkSimResult run() {
     for (std::size_t p = 0; p < programs_.size(); ++p) make_ready(static_cast<int>(p));
     dispatch();
     engine_.run();
     for (std::size_t p = 0; p < programs_.size(); ++p)
-      if (next_[p] != programs_[p]->ops.size()) throw std::logic_error("chunk simulation ended with ops left");
+      if (next_[p] != programs_[p]->ops.size() || running_[p] != 0)
+        throw std::logic_error("chunk simulation ended with ops left");
     result_.makespan = engine_.now();
     return std::move(result_);
   }
@@ -113,9 +115,14 @@ class ChunkSimulator {
     Time idle_since{};
   };
 
+  // Queues program p's next op when it may start: nothing of p in flight,
+  // or one op in flight that lets the next start with it.
   void make_ready(int p) {
-    if (next_[static_cast<std::size_t>(p)] >= programs_[static_cast<std::size_t>(p)]->ops.size()) return;
-    ready_at_[static_cast<std::size_t>(p)] = engine_.now();
+    const auto pi = static_cast<std::size_t>(p);
+    if (queued_[pi] || next_[pi] >= programs_[pi]->ops.size()) return;
+    if (running_[pi] != 0 && !(running_[pi] == 1 && allow_[pi])) return;
+    ready_at_[pi] = engine_.now();
+    queued_[pi] = 1;
     waiting_.push_back(p);
   }
 
@@ -136,6 +143,7 @@ class ChunkSimulator {
       }
       if (best < 0) continue;
       waiting_.erase(std::find(waiting_.begin(), waiting_.end(), best));
+      queued_[static_cast<std::size_t>(best)] = 0;
       start(best, s);
     }
   }
@@ -149,13 +157,18 @@ class ChunkSimulator {
       // The compute stream sat idle; if this program's previous op was a
       // communication, that wait is exposed communication.
       const TimedOp& prev = programs_[pi]->ops[i - 1];
-      if (prev.stream == Stream::Comm) {
+      if (prev.stream == Stream::Comm && !prev.concurrent_with_next) {
         attribute(prev.op.comm.kind, engine_.now() - st.idle_since);
       }
     }
     st.busy = true;
     const Time begin = engine_.now();
-    engine_.schedule(op.duration, [this, p, s, begin] { finish(p, s, begin); });
+    ++next_[pi];
+    ++running_[pi];
+    allow_[pi] = op.concurrent_with_next ? 1 : 0;
+    const int index = static_cast<int>(i);
+    engine_.schedule(op.duration, [this, p, s, begin, index] { finish(p, s, begin, index); });
+    make_ready(p);  // the next op, when this one lets it start along
   }
 
   void attribute(CommKind k, Time gap) {
@@ -166,14 +179,14 @@ class ChunkSimulator {
     }
   }
 
-  void finish(int p, Stream s, Time begin) {
+  void finish(int p, Stream s, Time begin, int index) {
     const auto pi = static_cast<std::size_t>(p);
     StreamState& st = state(s);
     st.busy = false;
     st.idle_since = engine_.now();
     (s == Stream::Compute ? result_.compute_busy : result_.comm_busy) += engine_.now() - begin;
-    if (keep_) result_.intervals.push_back(OpInterval{p, static_cast<int>(next_[pi]), begin, engine_.now()});
-    ++next_[pi];
+    if (keep_) result_.intervals.push_back(OpInterval{p, index, begin, engine_.now()});
+    --running_[pi];
     make_ready(p);
     dispatch();
   }
@@ -184,6 +197,9 @@ class ChunkSimulator {
   bool keep_;
   std::vector<std::size_t> next_;
   std::vector<Time> ready_at_;
+  std::vector<int> running_;              // ops of each program in flight
+  std::vector<unsigned char> allow_;      // its last started op lets the next start along
+  std::vector<unsigned char> queued_;     // its next op is in waiting_
   std::vector<int> waiting_;
   StreamState compute_, comm_;
   sim::Engine engine_;

@@ -30,6 +30,10 @@ struct ParallelPlan {
   int virtual_stages = 1;     // model chunks per pipeline rank (interleaving)
   Recompute recompute = Recompute::Selective;
   bool sequence_parallel = false;
+  // Tensor-parallel all-gathers pipelined into the GEMMs they feed and GEMMs
+  // into the reduce-scatters of their outputs (Megatron/Transformer Engine
+  // tp_comm_overlap; needs sequence parallelism).
+  bool tp_comm_overlap = false;
   int comm_sms = 0;           // SMs reserved for communication kernels
 };
 

@@ -47,6 +47,11 @@ struct TimedOp {
   Stream stream = Stream::Compute;
   Time duration{};
   int layer = 0;  // index of the layer within the stage
+  // The next kernel of the program may start together with this one (on the
+  // other stream), and the one after waits for both: a tensor-parallel
+  // all-gather pipelined into the GEMM it feeds, or a GEMM pipelined into the
+  // reduce-scatter of its output (Megatron's tp_comm_overlap).
+  bool concurrent_with_next = false;
 };
 
 // Which parts of a chunk a program contains.
