@@ -253,12 +253,18 @@ nlohmann::json make_report(const Simulation& sim) {
   r["calibration"]["compute_sms"] = st.compute_sms;
 
   nlohmann::json as = nlohmann::json::array();
-  as.push_back("One pipeline is simulated; all data-parallel replicas are identical (balanced expert routing, no stragglers).");
-  as.push_back("Expert routing is perfectly balanced: each GPU receives tokens x experts_per_token rows per micro-batch; each token reaches min(max_groups_per_token, EP nodes) nodes.");
-  as.push_back("MoE dispatch/combine follow DeepEP's scheme (one InfiniBand copy per target node, to the same-index GPU, then NVLink forwarding inside the node; FP8 dispatch, BF16 combine); their time is DeepEP's measured bandwidth for that scheme at the EP degree, scaled by this cluster's NIC (or NVLink) bandwidth and the SMs given to communication.");
-  as.push_back("Within a chunk, operations run as a chain; overlap of communication with computation comes only from pairing a forward and a backward chunk (DualPipe F&B).");
-  as.push_back("Data-parallel gradient reduce-scatter (FP32) and parameter all-gather (BF16) run after the pipeline drains, not overlapped; ring algorithm on the fabric.");
-  as.push_back("Pipeline transfers are timed on an idle fabric (no contention with the all-to-all).");
+  as.push_back(st.fidelity == model::Fidelity::Full
+                   ? "Every GPU of the cluster is simulated, each running its pipeline rank's schedule kernel by kernel on a compute and a communication stream."
+                   : "One replica per pipeline rank is simulated (the others are its exact copies: same work, speed, routing and routes); every collective still carries its whole group's traffic.");
+  as.push_back(sc.routing.kind == model::RoutingKind::Balanced
+                   ? "Expert routing is balanced: the expected traffic of uniform node-limited top-k routing, the same for every layer and micro-batch."
+                   : fmt::format("Expert routing is {}: a pool of {} drawn routing states, one picked per (EP group, layer, micro-batch); expert GEMMs are re-timed from each GPU's mean rows per local expert.",
+                                 model::to_string(sc.routing.kind), sc.routing_states));
+  as.push_back("MoE dispatch/combine move as DeepEP's normal kernels do (one InfiniBand copy per target node to the same local rank, NVLink forwarding; FP8 dispatch, BF16 combine), timed as flows on the fabric at achievable link rates (data/network/efficiency.json); DeepEP's published bandwidths are validation data only.");
+  as.push_back("A collective starts when every member has reached it and runs as one bundled flow on the fabric (max-min fair sharing with all other flows; no congestion-control dynamics, no per-transfer unfairness inside a bundle).");
+  as.push_back("Within a chunk, kernels run as a chain; communication overlaps computation by pairing a forward and a backward chunk (DualPipe F&B, in one static order of collectives on every GPU) and, with tp_comm_overlap, tensor-parallel collectives with their GEMMs.");
+  as.push_back("Data-parallel gradient reduce-scatter (FP32) and parameter all-gather (BF16) run after each GPU's last pipeline op, as ring bundles over its data-parallel group, not overlapped with the backward.");
+  as.push_back("Pipeline transfers are flows on the same fabric as every collective.");
   as.push_back("Layers are split into contiguous stages minimising the largest stage compute time.");
   as.push_back("AdamW with FP32 master weights and BF16 moments; gradients FP32; weights BF16.");
   as.push_back("Whole-run figures assume every step runs at the simulated speed: no failures, restarts, checkpoints, evaluation or batch-size warm-up.");

@@ -81,6 +81,13 @@ void parse_routing(JsonObject& o, Scenario& s) {
            : kind == "dirichlet" ? model::RoutingKind::Dirichlet
            : kind == "histogram" ? model::RoutingKind::Histogram
                                  : model::RoutingKind::Balanced;
+  // Each model's own parameter only: a key the model would ignore is an error.
+  const auto only_for = [&](const char* key, model::RoutingKind k) {
+    if (o.has(key) && r.kind != k) o.fail(key, fmt::format("no \"{}\" with the \"{}\" model", key, kind));
+  };
+  only_for("zipf_exponent", model::RoutingKind::Zipf);
+  only_for("dirichlet_alpha", model::RoutingKind::Dirichlet);
+  only_for("expert_load", model::RoutingKind::Histogram);
   r.zipf_exponent = o.number_or("zipf_exponent", 1.0, 0.0, 10.0);
   r.dirichlet_alpha = o.number_or("dirichlet_alpha", 1.0, 1e-3, 1e6);
   r.seed = static_cast<std::uint64_t>(o.integer_or("seed", 0, 0, 1LL << 53));
@@ -98,8 +105,10 @@ void parse_routing(JsonObject& o, Scenario& s) {
       r.expert_load.push_back(v.get<double>());
     }
   }
-  if (r.kind == model::RoutingKind::Histogram && r.expert_load.empty())
-    o.fail("expert_load", "per-expert weights for the \"histogram\" model");
+  double total = 0;
+  for (double w : r.expert_load) total += w;
+  if (r.kind == model::RoutingKind::Histogram && !(total > 0))
+    o.fail("expert_load", "per-expert weights with a positive sum for the \"histogram\" model");
   if (const Json* reps = o.raw_optional("replicas")) {
     if (!reps->is_array()) o.fail("replicas", "an array of {\"expert\": e, \"ep_rank\": r} objects");
     for (std::size_t i = 0; i < reps->size(); ++i) {

@@ -183,7 +183,7 @@ struct ClusterExecResult {
   std::vector<GpuStats> gpus;  // every simulated GPU, by increasing id
   int critical_gpu = 0;        // the GPU whose optimizer ends the step
   Time step_time{};
-  GroupStats critical_group;   // the collective group that cost the critical GPU most
+  GroupStats critical_group;   // the EP/TP group whose collectives took longest in all
   // The link that bounded flows for the longest: for each link, the lives
   // (latency included) of the flows whose bottleneck it was (the saturated
   // link over which a flow moved the most bytes) summed; the largest.
