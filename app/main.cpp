@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
   simulate->add_flag("--quiet", quiet, "do not print the summary");
   std::string fidelity = "auto";
   simulate->add_option("--fidelity", fidelity,
-                       "auto | full | collapsed: simulate every GPU (full), one replica per pipeline rank "
-                       "(collapsed; refused when replicas differ), or collapsed only when provably exact (auto)")
+                       "auto | full | collapsed: simulate every GPU (full), or one replica per pipeline rank "
+                       "(collapsed; refused when replicas differ: stragglers, skewed routing, faults); auto collapses "
+                       "unless the replicas differ, and the report says when collapsing is approximate")
       ->check(CLI::IsMember({"auto", "full", "collapsed"}));
 
   std::string import_file, out_file, device = "auto";
