@@ -110,6 +110,15 @@ bool Topology::can_climb(int sw, int leaf) const {
   return has_group(sw, at(tier_, sw) + 1, ok);
 }
 
+template <class Ok>
+sim::LinkIndex Topology::hop(int sw, int tier, Ok ok, unsigned long long& h, const char* way) const {
+  const int n = count_groups(sw, tier, ok);
+  if (n == 0) throw std::logic_error(fmt::format("Topology: no way {} from {}", way, at(names_, sw)));
+  const int first = nth_group(sw, tier, ok, static_cast<int>(h % static_cast<unsigned long long>(n)));
+  h /= static_cast<unsigned long long>(n);
+  return pick_parallel(sw, first, h);
+}
+
 // Up: the upper switch h % n among the n that still reach the leaf, then a
 // parallel cable (h / n) % cables; the rest of the hash goes on.
 void Topology::climb(int sw, int leaf, unsigned long long h, sim::Route& r) const {
@@ -117,13 +126,7 @@ void Topology::climb(int sw, int leaf, unsigned long long h, sim::Route& r) cons
     descend(sw, leaf, h, r);
     return;
   }
-  const int tier = at(tier_, sw) + 1;
-  const auto ok = [&](int u) { return can_climb(u, leaf); };
-  const int n = count_groups(sw, tier, ok);
-  if (n == 0) throw std::logic_error(fmt::format("Topology: no way up from {}", at(names_, sw)));
-  const int first = nth_group(sw, tier, ok, static_cast<int>(h % static_cast<unsigned long long>(n)));
-  h /= static_cast<unsigned long long>(n);
-  const sim::LinkIndex l = pick_parallel(sw, first, h);
+  const sim::LinkIndex l = hop(sw, at(tier_, sw) + 1, [&](int u) { return can_climb(u, leaf); }, h, "up");
   r.push_back(l);
   climb(at(head_, l), leaf, h, r);
 }
@@ -132,13 +135,8 @@ void Topology::climb(int sw, int leaf, unsigned long long h, sim::Route& r) cons
 // under a given switch), a parallel cable by the same hash.
 void Topology::descend(int sw, int leaf, unsigned long long h, sim::Route& r) const {
   if (sw == leaf) return;
-  const int tier = at(tier_, sw) - 1;
   const auto ok = [&](int u) { return covers(u, leaf) && can_descend(u, leaf); };
-  const int n = count_groups(sw, tier, ok);
-  if (n == 0) throw std::logic_error(fmt::format("Topology: no way down from {}", at(names_, sw)));
-  const int first = nth_group(sw, tier, ok, static_cast<int>(h % static_cast<unsigned long long>(n)));
-  h /= static_cast<unsigned long long>(n);
-  const sim::LinkIndex l = pick_parallel(sw, first, h);
+  const sim::LinkIndex l = hop(sw, at(tier_, sw) - 1, ok, h, "down");
   r.push_back(l);
   descend(at(head_, l), leaf, h, r);
 }

@@ -227,6 +227,10 @@ class Topology {
   template <class Ok>
   int nth_group(int v, int tier, Ok ok, int n) const;
   sim::LinkIndex pick_parallel(int v, int first, unsigned long long h) const;
+  // One hop from switch v to tier `tier`: the (h mod n)-th of the n switch
+  // groups there that pass `ok`, then a parallel cable; consumes h.
+  template <class Ok>
+  sim::LinkIndex hop(int v, int tier, Ok ok, unsigned long long& h, const char* way) const;
   void check_reachability() const;
   void check_node_planes() const;
   void check_plane_leaves(int plane) const;
