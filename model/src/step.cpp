@@ -388,6 +388,135 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
 
 }  // namespace
 
+// Peak bytes of live activations on a rank: walk its executed ops in time
+// order; a forward adds its stage's activations, the input-backward of the
+// same chunk frees them (an overlapped F&B holds both while it runs).
+double activation_peak(const StepResult& r, int rk) {
+  const auto& ops = r.schedule.per_rank[static_cast<std::size_t>(rk)];
+  const auto& tl = r.exec.timeline[static_cast<std::size_t>(rk)];
+  auto act = [&](int stage) { return r.stages[static_cast<std::size_t>(stage)].activations_per_microbatch.value(); };
+  auto wgt = [&](int stage) { return r.stages[static_cast<std::size_t>(stage)].weight_grad_inputs_per_microbatch.value(); };
+  double live = 0, peak = 0;
+  for (const auto& t : tl) {
+    const auto& op = ops[static_cast<std::size_t>(t.index)];
+    switch (op.type) {
+      case ChunkOpType::F: live += act(op.fwd.stage); peak = std::max(peak, live); break;
+      case ChunkOpType::FB:
+        live += act(op.fwd.stage);
+        peak = std::max(peak, live);
+        live -= act(op.bwd.stage);
+        break;
+      // A split backward frees the chunk's activations at B but keeps what
+      // its deferred W needs (Linear inputs, output gradients) until W runs.
+      case ChunkOpType::B:
+        live += wgt(op.bwd.stage) - act(op.bwd.stage);
+        peak = std::max(peak, live);
+        break;
+      case ChunkOpType::W: live -= wgt(op.bwd.stage); break;
+      case ChunkOpType::BW: live -= act(op.bwd.stage); break;
+    }
+  }
+  return peak;
+}
+
+// Memory per pipeline rank: weights, gradients and optimizer state of the
+// stages it holds (sharded by ZeRO over the data-parallel groups), the
+// activation peak its executed timeline reached, and the largest transient.
+void memory_per_rank(StepResult& r, const ParallelPlan& plan) {
+  for (int rk = 0; rk < r.schedule.ranks; ++rk) {
+    MemoryBreakdown m;
+    m.rank = rk;
+    double params = 0, expert = 0, transient = 0;
+    for (int s : r.schedule.stages_of_rank(rk)) {
+      const auto& sc = r.stages[static_cast<std::size_t>(s)];
+      params += sc.params_per_gpu;
+      expert += sc.expert_params_per_gpu;
+      transient = std::max(transient, sc.transient.value());
+    }
+    const double dense = params - expert;
+    auto sharded = [&](double bytes_per_param, bool shard) {
+      return shard ? dense * bytes_per_param / r.dp_group_dense + expert * bytes_per_param / r.dp_group_expert
+                   : params * bytes_per_param;
+    };
+    m.weights_bytes = sharded(2.0, plan.zero_stage >= 3);
+    m.gradients_bytes = sharded(4.0, plan.zero_stage >= 2);
+    // FP32 master weights + BF16 first and second moments (V3 report §3.3.3).
+    m.optimizer_bytes = sharded(8.0, plan.zero_stage >= 1);
+    m.activation_chunks_peak = r.exec.peak_activations_per_rank[static_cast<std::size_t>(rk)];
+    m.activations_bytes = activation_peak(r, rk);
+    m.transient_bytes = transient;
+    r.memory.push_back(m);
+    if (m.total_bytes() > r.peak_memory.total_bytes()) r.peak_memory = m;
+  }
+}
+
+// Per stage: the chunk programs (F, B, W, BW) of its layers, each simulated
+// alone on one GPU's two streams (for the report), and its parameters,
+// activations and FLOPs from the layer accounting.
+void build_stages(StepResult& r, const std::map<LayerKind, std::vector<TimedOp>>& kind_ops,
+                  const std::vector<std::vector<std::vector<TimedOp>>>& stage_layers, const StepInputs& in,
+                  const OpContext& octx) {
+  const Architecture& arch = *in.arch;
+  const ParallelPlan& plan = *in.plan;
+  const int stages = static_cast<int>(stage_layers.size());
+  for (int s = 0; s < stages; ++s) {
+    auto& sc = r.stages[static_cast<std::size_t>(s)];
+    const auto& L = stage_layers[static_cast<std::size_t>(s)];
+    ChunkProgram f = build_program(L, ChunkPass::Forward);
+    ChunkProgram b = build_program(L, ChunkPass::BackwardInput);
+    ChunkProgram w = build_program(L, ChunkPass::BackwardWeight);
+    ChunkProgram bw = build_program(L, ChunkPass::BackwardFull);
+    if (plan.tp_comm_overlap)
+      for (ChunkProgram* prog : {&f, &b, &w, &bw}) mark_tp_overlap(*prog);
+    const auto rf = simulate_chunks({&f});
+    const auto rb = simulate_chunks({&b});
+    const auto rw = simulate_chunks({&w});
+    const auto rbw = simulate_chunks({&bw});
+    sc.forward = rf.makespan;
+    sc.backward_input = rb.makespan;
+    sc.backward_weight = rw.makespan;
+    sc.backward_full = rbw.makespan;
+    sc.forward_exposed = rf.exposed;
+    sc.backward_full_exposed = rbw.exposed;
+    sc.backward_input_exposed = rb.exposed;
+    sc.forward_compute = rf.compute_busy;
+    sc.backward_input_compute = rb.compute_busy;
+    sc.backward_weight_compute = rw.compute_busy;
+    sc.backward_full_compute = rbw.compute_busy;
+    for (LayerKind k : sc.layers) {
+      const ParamCount pc = layer_params(arch, k);
+      const double routed = routed_expert_params(arch, k);
+      sc.expert_params_per_gpu += routed / plan.ep;
+      sc.params_per_gpu += (pc.total - routed) / plan.tp + routed / plan.ep;
+      sc.activations_per_microbatch += activation_bytes(arch, k, octx);
+      for (const auto& t : kind_ops.at(k)) {
+        sc.model_flops_per_microbatch += t.op.model_flops.value();
+        sc.executed_flops_per_microbatch += t.op.flops.value();
+        // dW = dY^T X with M = output features, N = input features, K =
+        // tokens: X (N x K) in the GEMM's input format, dY (M x K) in BF16.
+        if (t.op.pass == Pass::BackwardWeight &&
+            (t.op.kind == OpKind::Gemm || t.op.kind == OpKind::GroupedGemm)) {
+          const auto& g = t.op.gemm;
+          const double x = static_cast<double>(g.groups) * static_cast<double>(g.n) * static_cast<double>(g.k) *
+                           bytes_per_element(t.op.precision);
+          const double dy = static_cast<double>(g.groups) * static_cast<double>(g.m) * static_cast<double>(g.k) * 2.0;
+          sc.weight_grad_inputs_per_microbatch += ByteCount(x + dy);
+        }
+      }
+      if (k == LayerKind::Head || k == LayerKind::Mtp) {
+        // Logits of the micro-batch in FP32 plus their BF16 copy live at once
+        // during the loss.
+        const double tokens = static_cast<double>(plan.micro_batch_size) * static_cast<double>(in.seq_len);
+        sc.transient = ByteCount(std::max(sc.transient.value(), tokens * arch.vocab / plan.tp * 6.0));
+      }
+    }
+    r.program_f.push_back(std::move(f));
+    r.program_b.push_back(std::move(b));
+    r.program_w.push_back(std::move(w));
+    r.program_bw.push_back(std::move(bw));
+  }
+}
+
 StepResult simulate_step(const StepInputs& in) {
   const Architecture& arch = *in.arch;
   const hw::ClusterSpec& cluster = *in.cluster;
@@ -465,62 +594,7 @@ StepResult simulate_step(const StepInputs& in) {
       r.stages.push_back(sc);
     }
   }
-  for (int s = 0; s < stages; ++s) {
-    auto& sc = r.stages[static_cast<std::size_t>(s)];
-    const auto& L = stage_layers[static_cast<std::size_t>(s)];
-    ChunkProgram f = build_program(L, ChunkPass::Forward);
-    ChunkProgram b = build_program(L, ChunkPass::BackwardInput);
-    ChunkProgram w = build_program(L, ChunkPass::BackwardWeight);
-    ChunkProgram bw = build_program(L, ChunkPass::BackwardFull);
-    if (plan.tp_comm_overlap)
-      for (ChunkProgram* prog : {&f, &b, &w, &bw}) mark_tp_overlap(*prog);
-    const auto rf = simulate_chunks({&f});
-    const auto rb = simulate_chunks({&b});
-    const auto rw = simulate_chunks({&w});
-    const auto rbw = simulate_chunks({&bw});
-    sc.forward = rf.makespan;
-    sc.backward_input = rb.makespan;
-    sc.backward_weight = rw.makespan;
-    sc.backward_full = rbw.makespan;
-    sc.forward_exposed = rf.exposed;
-    sc.backward_full_exposed = rbw.exposed;
-    sc.backward_input_exposed = rb.exposed;
-    sc.forward_compute = rf.compute_busy;
-    sc.backward_input_compute = rb.compute_busy;
-    sc.backward_weight_compute = rw.compute_busy;
-    sc.backward_full_compute = rbw.compute_busy;
-    for (LayerKind k : sc.layers) {
-      const ParamCount pc = layer_params(arch, k);
-      const double routed = routed_expert_params(arch, k);
-      sc.expert_params_per_gpu += routed / plan.ep;
-      sc.params_per_gpu += (pc.total - routed) / plan.tp + routed / plan.ep;
-      sc.activations_per_microbatch += activation_bytes(arch, k, octx);
-      for (const auto& t : kind_ops[k]) {
-        sc.model_flops_per_microbatch += t.op.model_flops.value();
-        sc.executed_flops_per_microbatch += t.op.flops.value();
-        // dW = dY^T X with M = output features, N = input features, K =
-        // tokens: X (N x K) in the GEMM's input format, dY (M x K) in BF16.
-        if (t.op.pass == Pass::BackwardWeight &&
-            (t.op.kind == OpKind::Gemm || t.op.kind == OpKind::GroupedGemm)) {
-          const auto& g = t.op.gemm;
-          const double x = static_cast<double>(g.groups) * static_cast<double>(g.n) * static_cast<double>(g.k) *
-                           bytes_per_element(t.op.precision);
-          const double dy = static_cast<double>(g.groups) * static_cast<double>(g.m) * static_cast<double>(g.k) * 2.0;
-          sc.weight_grad_inputs_per_microbatch += ByteCount(x + dy);
-        }
-      }
-      if (k == LayerKind::Head || k == LayerKind::Mtp) {
-        // Logits of the micro-batch in FP32 plus their BF16 copy live at once
-        // during the loss.
-        const double tokens = static_cast<double>(plan.micro_batch_size) * static_cast<double>(in.seq_len);
-        sc.transient = ByteCount(std::max(sc.transient.value(), tokens * arch.vocab / plan.tp * 6.0));
-      }
-    }
-    r.program_f.push_back(std::move(f));
-    r.program_b.push_back(std::move(b));
-    r.program_w.push_back(std::move(w));
-    r.program_bw.push_back(std::move(bw));
-  }
+  build_stages(r, kind_ops, stage_layers, in, octx);
   pair_costs(r);
   run_cluster(in, r, timer, fabric);
 
@@ -534,65 +608,7 @@ StepResult simulate_step(const StepInputs& in) {
   r.model_flops_per_step *= static_cast<double>(in.microbatches) * plan.dp * plan.tp;
   r.executed_flops_per_step *= static_cast<double>(in.microbatches) * plan.dp * plan.tp;
 
-  // ---- memory per pipeline rank ----
-  for (int rk = 0; rk < r.schedule.ranks; ++rk) {
-    MemoryBreakdown m;
-    m.rank = rk;
-    double params = 0, expert = 0, transient = 0;
-    for (int s : r.schedule.stages_of_rank(rk)) {
-      const auto& sc = r.stages[static_cast<std::size_t>(s)];
-      params += sc.params_per_gpu;
-      expert += sc.expert_params_per_gpu;
-      transient = std::max(transient, sc.transient.value());
-    }
-    const double dense = params - expert;
-    const double shard_div_dense = r.dp_group_dense, shard_div_expert = r.dp_group_expert;
-    auto sharded = [&](double bytes_per_param, bool shard) {
-      return shard ? dense * bytes_per_param / shard_div_dense + expert * bytes_per_param / shard_div_expert
-                   : params * bytes_per_param;
-    };
-    m.weights_bytes = sharded(2.0, plan.zero_stage >= 3);
-    m.gradients_bytes = sharded(4.0, plan.zero_stage >= 2);
-    // FP32 master weights + BF16 first and second moments (V3 report §3.3.3).
-    m.optimizer_bytes = sharded(8.0, plan.zero_stage >= 1);
-    m.activation_chunks_peak = r.exec.peak_activations_per_rank[static_cast<std::size_t>(rk)];
-    // Weighted peak: walk the rank's executed ops in time order; a forward
-    // adds its stage's activations, the input-backward of the same chunk
-    // frees them (an overlapped F&B holds both while it runs).
-    {
-      const auto& ops = r.schedule.per_rank[static_cast<std::size_t>(rk)];
-      const auto& tl = r.exec.timeline[static_cast<std::size_t>(rk)];
-      auto act = [&](int stage) { return r.stages[static_cast<std::size_t>(stage)].activations_per_microbatch.value(); };
-      auto wgt = [&](int stage) {
-        return r.stages[static_cast<std::size_t>(stage)].weight_grad_inputs_per_microbatch.value();
-      };
-      double live = 0, peak = 0;
-      for (const auto& t : tl) {
-        const auto& op = ops[static_cast<std::size_t>(t.index)];
-        switch (op.type) {
-          case ChunkOpType::F: live += act(op.fwd.stage); peak = std::max(peak, live); break;
-          case ChunkOpType::FB:
-            live += act(op.fwd.stage);
-            peak = std::max(peak, live);
-            live -= act(op.bwd.stage);
-            break;
-          // A split backward frees the chunk's activations at B but keeps
-          // what its deferred W needs (Linear inputs, output gradients)
-          // until W runs.
-          case ChunkOpType::B:
-            live += wgt(op.bwd.stage) - act(op.bwd.stage);
-            peak = std::max(peak, live);
-            break;
-          case ChunkOpType::W: live -= wgt(op.bwd.stage); break;
-          case ChunkOpType::BW: live -= act(op.bwd.stage); break;
-        }
-      }
-      m.activations_bytes = peak;
-    }
-    m.transient_bytes = transient;
-    r.memory.push_back(m);
-    if (m.total_bytes() > r.peak_memory.total_bytes()) r.peak_memory = m;
-  }
+  memory_per_rank(r, plan);
   return r;
 }
 
