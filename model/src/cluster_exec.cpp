@@ -473,7 +473,7 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
     g.comm_busy = true;
     r.comm_started = now;
     r.comm_index = index;
-    const InstanceKey key{static_cast<int>(op.op.comm.kind), 0, static_cast<int>(g.next), p * 65536 + index};
+    const InstanceKey key{static_cast<int>(op.op.comm.kind), 0, static_cast<int>(g.next), index * 2 + p};
     const int state = is_ep(op.op.comm.kind) && in_.routing_state ? state_of(g, r, op) : 0;
     join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key, state);
   }
