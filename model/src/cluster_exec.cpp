@@ -118,7 +118,6 @@ class ClusterExecutor {
   bool ready(const Gpu& g, const ScheduleOp& op) const;
   void try_start(int gi);
   void begin_op(Gpu& g, const ScheduleOp& op);
-  void program_done(int gi);
   void op_done(int gi);
   void forward_done(Gpu& g, const ChunkRef& c);
   void backward_done(Gpu& g, const ChunkRef& c);
@@ -150,7 +149,6 @@ class ClusterExecutor {
   const ClusterExecInputs& in_;
   const Schedule& s_;
   const ClusterLayout& layout_;
-  int layer_ep_group(const Gpu& g) const { return layout_.ep_group_of(g.id); }
   ChunkIx ix_;
   int slots_ = 1;  // simulated replicas per rank
   sim::Engine engine_;
@@ -158,7 +156,6 @@ class ClusterExecutor {
   std::vector<Gpu> gpus_;
   // Per simulated replica slot and chunk.
   std::vector<unsigned char> fwd_input_, fwd_done_, grad_input_, bwd_done_;
-  std::vector<Time> send_time_;  // when the chunk's input left its sender
   std::unordered_map<InstanceKey, Instance, InstanceKeyHash> instances_;
   std::map<std::tuple<int, int, double, int>, Bundle> bundles_;
   std::map<std::pair<int, int>, std::vector<int>> members_;
@@ -206,7 +203,6 @@ ClusterExecutor::ClusterExecutor(const ClusterExecInputs& in)
   fwd_done_.assign(n, 0);
   grad_input_.assign(n, 0);
   bwd_done_.assign(n, 0);
-  send_time_.assign(n, Time::zero());
   make_gpus();
 }
 
@@ -508,7 +504,7 @@ int ClusterExecutor::state_of(const Gpu& g, const Running& r, const TimedOp& op)
   const ChunkRef& c = r.backward ? sop.bwd : sop.fwd;
   const int layer = in_.stage_first_layer[static_cast<std::size_t>(c.stage)] + op.layer;
   const int mb = c.direction * ix_.per_direction + c.microbatch;
-  return in_.routing_state(layer_ep_group(g), layer, mb);
+  return in_.routing_state(layout_.ep_group_of(g.id), layer, mb);
 }
 
 void ClusterExecutor::kernel_done(int gi, int p, Stream s, Time begin, int index) {
