@@ -14,8 +14,10 @@
 # bench/scenarios/deepseek-v3-16384xH800.json.
 #
 # Environment:
-#   SIZES       GPU counts to run (default "1024 2048 4096 8192 16384"; each a
-#               multiple of 1,024, the smallest with ep 64 and pp 16)
+#   SIZES       GPU counts to run, multiples of 256 (default
+#               "256 512 1024 2048 4096 8192 16384"). Below 1,024 GPUs dp is
+#               under 64, so ep becomes dp (ep 16 at 256 GPUs, 32 at 512):
+#               more experts per GPU, a different per-GPU workload.
 #   FIDELITIES  default "collapsed full"
 #   TIMEOUT     seconds per run (default 900)
 #   KEEP        a directory to keep the scenarios and reports in (default: a
@@ -26,7 +28,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 build=${1:-$root/build}
 trainsim=$build/trainsim
-sizes=${SIZES:-"1024 2048 4096 8192 16384"}
+sizes=${SIZES:-"256 512 1024 2048 4096 8192 16384"}
 fidelities=${FIDELITIES:-"collapsed full"}
 limit=${TIMEOUT:-900}
 [[ -x $trainsim ]] || { echo "no $trainsim: build the trainsim target first" >&2; exit 1; }
@@ -35,13 +37,15 @@ limit=${TIMEOUT:-900}
 if [[ -n ${KEEP:-} ]]; then work=$KEEP; mkdir -p "$work"; else work=$(mktemp -d); trap 'rm -rf "$work"' EXIT; fi
 
 base=$root/scenarios/deepseek-v3-pretrain.json
+ep_for() { echo $(($1 / 16 < 64 ? $1 / 16 : 64)); }  # GPUS -> ep (dp when dp < 64)
 scenario_for() {  # GPUS -> path of a scenario with that many GPUs
-  local gpus=$1 nodes=$(($1 / 8)) dp=$(($1 / 16))
+  local gpus=$1 nodes=$(($1 / 8)) dp=$(($1 / 16)) ep
+  ep=$(ep_for "$gpus")
   if ((gpus == 2048)); then echo "$base"; return; fi
   if ((gpus == 16384)); then echo "$root/bench/scenarios/deepseek-v3-16384xH800.json"; return; fi
   local f=$work/v3-$gpus.json
   sed -e "s/\"nodes\": 256/\"nodes\": $nodes/" -e "s/\"dp\": 128/\"dp\": $dp/" \
-      -e "s/\"global_batch_size\": 15360/\"global_batch_size\": $((120 * dp))/" \
+      -e "s/\"ep\": 64/\"ep\": $ep/" -e "s/\"global_batch_size\": 15360/\"global_batch_size\": $((120 * dp))/" \
       -e "s/2048xH800/${gpus}xH800/" "$base" > "$f"
   echo "$f"
 }
@@ -49,20 +53,20 @@ field() { grep -o "\"$1\": *[0-9.e+-]*" "$2" | head -1 | sed 's/.*: *//'; }
 
 echo "# $(date -u '+%F %T') UTC, $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# trainsim: $trainsim"
-printf '| GPUs | fidelity | simulated GPUs | wall s | max RSS MiB | RSS KiB / simulated GPU | events | flows | events/s | step time s |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| GPUs | ep | fidelity | simulated GPUs | wall s | max RSS MiB | RSS KiB / simulated GPU | events | flows | events/s | step time s |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
 for gpus in $sizes; do
   sc=$(scenario_for "$gpus")
   for fid in $fidelities; do
     rep=$work/report-$gpus-$fid.json tim=$work/time-$gpus-$fid.txt
     if ! timeout "$limit" /usr/bin/time -f '%e %M' -o "$tim" \
          "$trainsim" simulate "$sc" --fidelity "$fid" --quiet --report "$rep" > "$work/out-$gpus-$fid.txt" 2>&1; then
-      printf '| %s | %s | failed or over %s s: %s |||||||\n' "$gpus" "$fid" "$limit" "$(tail -1 "$work/out-$gpus-$fid.txt")"
+      printf '| %s | %s | %s | failed or over %s s: %s |||||||\n' "$gpus" "$(ep_for "$gpus")" "$fid" "$limit" "$(tail -1 "$work/out-$gpus-$fid.txt")"
       continue
     fi
     read -r wall rss_kb < <(tail -1 "$tim")
     sim=$(field simulated_gpus "$rep") ev=$(field events "$rep") fl=$(field flows "$rep") st=$(field step_time_s "$rep")
-    awk -v g="$gpus" -v f="$fid" -v s="$sim" -v w="$wall" -v r="$rss_kb" -v e="$ev" -v fl="$fl" -v st="$st" 'BEGIN {
-      printf "| %d | %s | %d | %.2f | %.1f | %.1f | %d | %d | %.2f M | %.4f |\n", g, f, s, w, r / 1024, r / s, e, fl, (w > 0 ? e / w / 1e6 : 0), st }'
+    awk -v g="$gpus" -v ep="$(ep_for "$gpus")" -v f="$fid" -v s="$sim" -v w="$wall" -v r="$rss_kb" -v e="$ev" -v fl="$fl" -v st="$st" 'BEGIN {
+      printf "| %d | %d | %s | %d | %.2f | %.1f | %.1f | %d | %d | %.2f M | %.4f |\n", g, ep, f, s, w, r / 1024, r / s, e, fl, (w > 0 ? e / w / 1e6 : 0), st }'
   done
 done
