@@ -14,7 +14,8 @@ using model::ChunkOpType;
 
 std::vector<std::string> symmetry_breakers(const Scenario& scenario) {
   std::vector<std::string> why;
-  if (scenario.stragglers.any()) why.push_back("stragglers");
+  if (!scenario.stragglers.gpus.empty() || scenario.stragglers.spread_sigma > 0) why.push_back("stragglers");
+  if (scenario.stragglers.link_sigma > 0) why.push_back("drawn link speeds");
   if (scenario.routing.kind != model::RoutingKind::Balanced)
     why.push_back(fmt::format("{} expert routing", model::to_string(scenario.routing.kind)));
   if (!scenario.cluster.network.faults.empty()) why.push_back("network faults or degradations");
@@ -64,6 +65,8 @@ Simulation simulate(const Scenario& scenario, const SimulateOptions& options, co
   in.profile = &sim.profile;
   in.fidelity = fidelity;
   in.slowdown = scenario.stragglers.factors(scenario.cluster.total_gpus());
+  in.link_sigma = scenario.stragglers.link_sigma;
+  in.link_seed = scenario.stragglers.link_seed;
   in.routing = scenario.routing;
   in.routing_states = scenario.routing_states;
   in.record = options.record;

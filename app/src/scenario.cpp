@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "trainsim/common/json_reader.hpp"
+#include "trainsim/common/random.hpp"
 #include "trainsim/hardware/gpu.hpp"
 #include "trainsim/model/schedule.hpp"
 
@@ -48,7 +49,8 @@ model::ParallelPlan parse_plan(JsonObject& p) {
 }
 
 // /stragglers: {"gpus": [{"gpu": 17, "slowdown": 1.2}, ...],
-//               "spread": {"sigma": 0.02, "seed": 1}}
+//               "spread": {"sigma": 0.02, "seed": 1},
+//               "links": {"sigma": 0.05, "seed": 2}}
 StragglerSpec parse_stragglers(JsonObject& o, int gpus) {
   StragglerSpec s;
   if (const Json* list = o.raw_optional("gpus")) {
@@ -66,6 +68,11 @@ StragglerSpec parse_stragglers(JsonObject& o, int gpus) {
     s.spread_sigma = sp->number("sigma", 0.0, 1.0);
     s.seed = static_cast<std::uint64_t>(sp->integer_or("seed", 0, 0, (1LL << 53)));
     sp->finish();
+  }
+  if (auto li = o.object_optional("links")) {
+    s.link_sigma = li->number("sigma", 0.0, 1.0);
+    s.link_seed = static_cast<std::uint64_t>(li->integer_or("seed", 0, 0, (1LL << 53)));
+    li->finish();
   }
   o.finish();
   return s;
@@ -250,28 +257,12 @@ Scenario parse_scenario(const nlohmann::json& j, const std::string& file) {
   return s;
 }
 
-namespace {
-// splitmix64: a counter-based draw, the same for a GPU whatever the order.
-double unit_draw(std::uint64_t seed, std::uint64_t counter) {
-  std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * (counter + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  z ^= z >> 31;
-  return (static_cast<double>(z >> 11) + 0.5) / 9007199254740992.0;  // (0, 1)
-}
-}  // namespace
-
 std::vector<double> StragglerSpec::factors(int n) const {
   if (!any()) return {};
   std::vector<double> f(static_cast<std::size_t>(n), 1.0);
   if (spread_sigma > 0)
-    for (int g = 0; g < n; ++g) {
-      // Box-Muller from two counter-based uniforms: |z| ~ half-normal.
-      const double u1 = unit_draw(seed, 2ull * static_cast<std::uint64_t>(g));
-      const double u2 = unit_draw(seed, 2ull * static_cast<std::uint64_t>(g) + 1);
-      const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-      f[static_cast<std::size_t>(g)] = std::exp(spread_sigma * std::abs(z));
-    }
+    for (int g = 0; g < n; ++g)
+      f[static_cast<std::size_t>(g)] = std::exp(spread_sigma * counter_half_normal(seed, static_cast<std::uint64_t>(g)));
   for (const auto& l : gpus) f[static_cast<std::size_t>(l.gpu)] *= l.slowdown;
   return f;
 }
@@ -305,7 +296,9 @@ nlohmann::json to_json(const Scenario& s) {
   if (s.stragglers.any()) {
     nlohmann::json g = nlohmann::json::array();
     for (const auto& l : s.stragglers.gpus) g.push_back({{"gpu", l.gpu}, {"slowdown", l.slowdown}});
-    j["stragglers"] = {{"gpus", g}, {"spread", {{"sigma", s.stragglers.spread_sigma}, {"seed", s.stragglers.seed}}}};
+    j["stragglers"] = {{"gpus", g},
+                       {"spread", {{"sigma", s.stragglers.spread_sigma}, {"seed", s.stragglers.seed}}},
+                       {"links", {{"sigma", s.stragglers.link_sigma}, {"seed", s.stragglers.link_seed}}}};
   }
   if (s.routing.kind != model::RoutingKind::Balanced) {
     const auto& r = s.routing;

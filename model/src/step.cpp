@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "trainsim/hardware/topology.hpp"
+#include "trainsim/common/random.hpp"
 #include "trainsim/model/cluster_exec.hpp"
 #include "trainsim/model/cluster_layout.hpp"
 #include "trainsim/model/moe_traffic.hpp"
@@ -547,7 +548,15 @@ StepResult simulate_step(const StepInputs& in) {
   const StepTraffic traffic(in, topo, layout, timer);
   NetworkEfficiency eff = load_network_efficiency();
   eff.comm_sms = plan.comm_sms > 0 ? plan.comm_sms : eff.saturating_comm_sms;
-  const Fabric fabric{topo, layout, traffic, effective_capacities_Bps(topo, eff)};
+  std::vector<double> capacity = effective_capacities_Bps(topo, eff);
+  if (in.link_sigma > 0)
+    for (std::size_t l = 0; l < capacity.size(); ++l) {
+      const auto li = static_cast<sim::LinkIndex>(l);
+      const bool nvlink = topo.vertex_kind(topo.link_tail(li)) == hw::VertexKind::NvSwitch ||
+                          topo.vertex_kind(topo.link_head(li)) == hw::VertexKind::NvSwitch;
+      if (!nvlink) capacity[l] *= std::exp(-in.link_sigma * counter_half_normal(in.link_seed, l));
+    }
+  const Fabric fabric{topo, layout, traffic, std::move(capacity)};
 
   // ---- per-layer timed ops, computed once per layer kind; communication
   // kernels timed on the fabric (alone), compute kernels by the profile ----

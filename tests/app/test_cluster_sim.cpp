@@ -143,6 +143,13 @@ TEST_CASE("scenario: stragglers and moe_routing are checked") {
   CHECK_THROWS_AS(app::parse_scenario(j, "t.json"), InputError);  // a key the model ignores
   j["moe_routing"] = Json::parse(R"({"model": "balanced", "replicas": [{"expert": 0, "ep_rank": 1}]})");
   CHECK_THROWS_AS(app::parse_scenario(j, "t.json"), InputError);
+  // Drawn link speeds break the symmetry between replicas.
+  j = v3();
+  j["stragglers"] = Json::parse(R"({"links": {"sigma": 0.05, "seed": 2}})");
+  const auto why = app::symmetry_breakers(app::parse_scenario(j, "t.json"));
+  CHECK(why == std::vector<std::string>{"drawn link speeds"});
+  j["stragglers"] = Json::parse(R"({"links": {"sigma": 2}})");
+  CHECK_THROWS_AS(app::parse_scenario(j, "t.json"), InputError);  // sigma above 1
   // Collapsed fidelity asked for an asymmetric scenario is refused.
   j = v3();
   j["stragglers"] = Json::parse(R"({"spread": {"sigma": 0.02, "seed": 3}})");

@@ -27,7 +27,9 @@ struct TrainingSpec {
 };
 
 // GPUs slower than their peers (compute kernels take `slowdown` times as
-// long): listed ones, and an optional seeded spread over all GPUs.
+// long): listed ones, and an optional seeded spread over all GPUs; and
+// scale-out links slower than nominal, drawn (listed ones are
+// cluster.network.faults with a bandwidth_factor).
 struct StragglerSpec {
   struct Listed {
     int gpu = 0;
@@ -36,7 +38,11 @@ struct StragglerSpec {
   std::vector<Listed> gpus;
   double spread_sigma = 0;   // log-normal sigma of a per-GPU factor >= 1 (0: none)
   std::uint64_t seed = 0;
-  bool any() const { return !gpus.empty() || spread_sigma > 0; }
+  // Scale-out links (NICs and switch cables) at a drawn fraction of their
+  // achievable capacity: exp(-sigma |z|) per link (0: none).
+  double link_sigma = 0;
+  std::uint64_t link_seed = 0;
+  bool any() const { return !gpus.empty() || spread_sigma > 0 || link_sigma > 0; }
   // Per-GPU factors for `n` GPUs (empty when none): exp(sigma * |z|) with z
   // standard normal from a counter-based draw, times the listed factors.
   std::vector<double> factors(int n) const;

@@ -42,6 +42,10 @@ struct StepInputs {
   const hw::CalibrationProfile* profile = nullptr;
   Fidelity fidelity = Fidelity::Collapsed;
   std::vector<double> slowdown;  // per GPU compute-time factor; empty: all 1
+  // Scale-out links at exp(-link_sigma |z|) of their achievable capacity, z
+  // a standard normal drawn per link from link_seed (0: none).
+  double link_sigma = 0;
+  std::uint64_t link_seed = 0;
   RoutingModel routing;          // MoE token-to-expert routing (balanced by default)
   bool record = false;           // keep kernels and transfers of replica 0 (for traces)
   int routing_states = 16;       // distinct draws of a skewed routing model
