@@ -335,7 +335,8 @@ TEST_SUITE("validation") {
     double dispatch_GBps, combine_GBps;
   };
 
-  void check_against(const Published& pub) {
+  // pred / published must lie in [lo, hi] (the acceptance band is 0.8..1.2).
+  void check_against(const Published& pub, double lo = 0.8, double hi = 1.2) {
     const hw::Topology topo = hw::Topology::build(mpft(std::max(1, pub.ep / 8), 8));
     const MoeTrafficParams p = v3(pub.ep);
     const RoutingCounts counts = routing_counts(topo, p);
@@ -345,7 +346,8 @@ TEST_SUITE("validation") {
       const double want = phase == MoePhase::Dispatch ? pub.dispatch_GBps : pub.combine_GBps;
       MESSAGE(fmt::format("EP{} {}: predicted {:.1f} GB/s, published {:.0f} GB/s, error {:+.1f}%", pub.ep,
                           to_string(phase), pred, want, 100 * (pred / want - 1)));
-      CHECK(pred == doctest::Approx(want).epsilon(0.20));
+      CHECK(pred / want >= lo);
+      CHECK(pred / want <= hi);
     }
   }
 
@@ -359,10 +361,12 @@ TEST_SUITE("validation") {
   // carries 30 MB, 0.76 ms) and predicts 56 GB/s against 43 published (+30%).
   // DeepEP's interim table (2025-04-21) had EP16 at 47 / 62 GB/s, so this
   // point moves with kernel tuning (forwarder warps, NVL buffer and chunk
-  // sizes), which the link-level model does not represent. may_fail: the
-  // comparison is printed and its failure reported, not hidden; the suite
-  // still passes.
-  TEST_CASE("moe traffic: DeepEP EP16 (known miss, see docs/VALIDATION.md)" * doctest::may_fail()) {
-    check_against({16, 43, 43});
+  // sizes), which the link-level model does not represent. The miss is
+  // pinned, not hidden: the test asserts the prediction stays 20-40% above
+  // the published figure, so a model change that moves this point (either
+  // way) fails here and must be looked at; the 20% band is not met
+  // at EP16 and the closing note says so.
+  TEST_CASE("moe traffic: DeepEP EP16 is a known miss of about +30% (pinned; see docs/VALIDATION.md)") {
+    check_against({16, 43, 43}, 1.2, 1.4);
   }
 }
