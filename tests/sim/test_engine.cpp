@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <random>
+#include <tuple>
+#include <utility>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +35,130 @@ std::uint64_t fingerprint_of(int variant) {
   e.schedule(Time::ns(30), [] {}, 1);
   e.run();
   return e.fingerprint();
+}
+
+
+// A reference event queue for the differential test: a plain list of pending
+// events, the next one found by a linear scan for the least (time, priority,
+// sequence). Same interface as Engine for what the workload uses.
+class RefEngine {
+ public:
+  struct Handle {
+    RefEngine* engine = nullptr;
+    std::size_t index = 0;
+    void cancel() {
+      if (engine && !engine->events_[index].done) {
+        engine->events_[index].done = true;
+        engine->events_[index].fn = nullptr;
+      }
+    }
+    bool pending() const { return engine && !engine->events_[index].done; }
+  };
+  Time now() const { return now_; }
+  Handle schedule(Time delay, std::function<void()> fn, int priority = 0) {
+    events_.push_back(Ev{now_ + delay, priority, seq_++, std::move(fn), false});
+    return Handle{this, events_.size() - 1};
+  }
+  std::uint64_t run_until(Time t) {
+    std::uint64_t n = 0;
+    for (;;) {
+      std::size_t best = events_.size();
+      for (std::size_t i = first_; i < events_.size(); ++i) {
+        const Ev& e = events_[i];
+        if (e.done) continue;
+        if (best == events_.size() || std::tie(e.when, e.priority, e.seq) <
+                                          std::tie(events_[best].when, events_[best].priority,
+                                                   events_[best].seq))
+          best = i;
+      }
+      if (best == events_.size() || events_[best].when > t) break;
+      Ev& e = events_[best];
+      e.done = true;
+      now_ = e.when;
+      for (std::uint64_t v : {static_cast<std::uint64_t>(e.when.count_ps()),
+                              static_cast<std::uint64_t>(e.priority), e.seq}) {
+        fingerprint_ ^= v;
+        fingerprint_ *= 1099511628211ull;
+      }
+      std::function<void()> fn = std::move(e.fn);
+      ++n;
+      fn();
+      while (first_ < events_.size() && events_[first_].done) ++first_;
+    }
+    if (now_ < t) now_ = t;
+    return n;
+  }
+  std::uint64_t run() { return run_until(Time::max()); }
+  std::size_t pending_events() const {
+    std::size_t n = 0;
+    for (std::size_t i = first_; i < events_.size(); ++i) n += events_[i].done ? 0 : 1;
+    return n;
+  }
+  bool empty() const { return pending_events() == 0; }
+  std::uint64_t fingerprint() const { return fingerprint_; }
+
+ private:
+  struct Ev {
+    Time when;
+    int priority;
+    std::uint64_t seq;
+    std::function<void()> fn;
+    bool done;
+  };
+  std::vector<Ev> events_;
+  std::size_t first_ = 0;
+  Time now_ = Time::zero();
+  std::uint64_t seq_ = 0;
+  std::uint64_t fingerprint_ = 1469598103934665603ull;
+};
+
+// A random workload: events schedule more events (many at the current instant
+// and at a few shared future times, with mixed priorities, some with a lower
+// priority value than the running one), cancel random pending events, and
+// the driver alternates run_until steps with a final run(). Returns a log of
+// (time, priority, id) of executed events and of the driver's observations.
+template <class E>
+std::vector<std::tuple<std::int64_t, int, std::uint64_t>> random_workload(std::uint64_t seed,
+                                                                          int max_events) {
+  using Handle = decltype(std::declval<E&>().schedule(Time::zero(), [] {}, 0));
+  E e;
+  std::mt19937_64 rng(seed);
+  std::vector<std::tuple<std::int64_t, int, std::uint64_t>> log;
+  std::vector<Handle> handles;
+  std::uint64_t next_id = 0;
+  auto pick = [&rng](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
+  auto cancel_one = [&] {
+    if (handles.empty()) return;
+    handles[static_cast<std::size_t>(pick(static_cast<int>(handles.size())))].cancel();
+  };
+  std::function<void(int)> spawn = [&](int depth) {
+    if (static_cast<int>(next_id) >= max_events) return;
+    static constexpr std::int64_t kDelays[] = {0, 0, 0, 1000, 1000, 2000, 5000, 7};
+    const Time delay = Time::ps(kDelays[pick(8)]);
+    const int priority = pick(4) - 1;
+    const std::uint64_t id = next_id++;
+    handles.push_back(e.schedule(
+        delay,
+        [&, id, priority] {
+          log.emplace_back(e.now().count_ps(), priority, id);
+          const int children = pick(4);
+          for (int c = 0; c < children; ++c) spawn(depth + 1);
+          if (pick(5) == 0) cancel_one();
+        },
+        priority));
+  };
+  for (int i = 0; i < 40; ++i) spawn(0);
+  for (int i = 0; i < 10; ++i) cancel_one();
+  for (int step = 0; step < 30 && !e.empty(); ++step) {
+    const std::uint64_t n = e.run_until(e.now() + Time::ps(pick(3) * 1000));
+    log.emplace_back(-1, static_cast<int>(e.pending_events()), n);
+    log.emplace_back(-2, e.empty() ? 1 : 0, static_cast<std::uint64_t>(e.now().count_ps()));
+    if (pick(3) == 0) spawn(0);
+  }
+  const std::uint64_t n = e.run();
+  log.emplace_back(-3, static_cast<int>(e.pending_events()), n);
+  log.emplace_back(-4, 0, e.fingerprint());
+  return log;
 }
 
 }  // namespace
@@ -188,5 +315,64 @@ TEST_CASE("large captures, move-only captures and std::function all run") {
   h.cancel();  // destroys the heap-stored callable at once
   e.run();
   CHECK(seen == std::vector<int>{7, 8, 9});
+}
+TEST_CASE("differential: random schedules run in the reference (time, priority, seq) order") {
+  for (std::uint64_t seed = 1; seed <= 200; ++seed) {
+    CAPTURE(seed);
+    const auto got = random_workload<Engine>(seed, 3000);
+    const auto want = random_workload<RefEngine>(seed, 3000);
+    REQUIRE(got.size() == want.size());
+    CHECK(got == want);
+  }
+}
+
+TEST_CASE("a lower priority value scheduled for the current instant runs before pending ones") {
+  Engine e;
+  std::string order;
+  e.schedule(Time::ns(1), [&] {
+    order += 'a';
+    e.schedule(Time::zero(), [&] { order += 'e'; }, 1);   // after the pending 'c', 'd'
+    e.schedule(Time::zero(), [&] { order += 'b'; }, -1);  // before them
+    e.schedule(Time::zero(), [&] { order += 'B'; }, 0);   // after the pending 'x'
+  }, 0);
+  e.schedule(Time::ns(1), [&] { order += 'c'; }, 1);
+  e.schedule(Time::ns(1), [&] { order += 'd'; }, 1);
+  e.schedule(Time::ns(1), [&] { order += 'x'; }, 0);
+  e.run();
+  // Priority 0 at 1 ns: a, x (queued first), then B; priority -1 'b' runs as
+  // soon as it is scheduled (before x); priority 1: c, d, then e.
+  CHECK(order == "abxBcde");
+}
+
+TEST_CASE("a long chain at one instant and many distinct times keep the order") {
+  Engine e;
+  std::vector<int> seen;
+  int left = 10000;
+  std::function<void()> chain = [&] {
+    seen.push_back(0);
+    if (--left > 0) e.schedule(Time::zero(), chain, 2);
+  };
+  e.schedule(Time::ns(1), chain, 2);
+  for (int i = 0; i < 1000; ++i)
+    e.schedule(Time::ps(1000 + (i % 7)), [&seen, i] { seen.push_back(i + 1); }, i % 3);
+  e.run();
+  REQUIRE(seen.size() == 11000u);
+  // At 1000 ps: priorities 0 and 1, then priority 2: the chain's first event
+  // (scheduled first), the other priority-2 events, then the rest of the
+  // chain (each link scheduled later); then 1001..1006 ps.
+  std::vector<int> want;
+  auto add_events = [&want](int t, int p) {
+    for (int i = 0; i < 1000; ++i)
+      if (i % 7 == t && i % 3 == p) want.push_back(i + 1);
+  };
+  add_events(0, 0);
+  add_events(0, 1);
+  want.push_back(0);
+  add_events(0, 2);
+  want.resize(want.size() + 9999, 0);
+  for (int t = 1; t < 7; ++t)
+    for (int p = 0; p < 3; ++p) add_events(t, p);
+  CHECK(seen == want);
+  CHECK(e.empty());
 }
 }

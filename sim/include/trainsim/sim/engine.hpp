@@ -17,22 +17,40 @@
 // is bumped whenever the slot is freed (event run or cancelled); an
 // EventHandle is (engine, slot, generation) and is live only while the
 // generation matches, so a stale handle to a recycled slot can neither
-// cancel nor see the new event. The priority queue is a binary heap in a
-// std::vector of 32-byte keys (time, priority, sequence, slot, generation);
-// the callables never move while the heap is reordered.
+// cancel nor see the new event; the callables never move while the queue is
+// reordered.
+//
+// Queue. Events are grouped in *buckets*, one per distinct pending
+// (time, priority) key. A bucket is a FIFO of 16-byte entries (sequence,
+// slot, generation); sequence numbers only grow, so appending keeps it in
+// sequence order. A binary heap of 16-byte bucket keys (time, priority,
+// bucket) orders the buckets; an open-addressing hash table maps a
+// (time, priority) to its bucket. In a cluster run most pending events share
+// a handful of instants (the replicas of a rank do the same thing at the same
+// time), so the heap holds few keys and most pushes and pops are O(1) FIFO
+// operations. An event scheduled for a (time, priority) whose bucket is
+// being drained is appended to it and runs after the ones already queued; an
+// event with a lower priority value at the current time gets its own bucket,
+// which goes to the top of the heap and runs next. A bucket drained empty
+// stays in the heap until a pop finds it empty at the top (so a chain
+// of events at one instant reuses it), then it is retired and its storage
+// (with its capacity) goes to a free list.
 //
 // Allocation. The callable is stored in an inline buffer of kInlineBytes
 // (56) bytes: any lambda or function object up to that size (seven pointers;
 // a std::function is 32) that is nothrow-movable is stored without touching
 // the heap. Larger callables fall back to one heap allocation. Once the slot
-// vector, the free list and the heap have grown to the peak number of pending
-// events, scheduling and running an event allocate nothing.
+// vector, the free lists, the buckets, the hash table and the heap have
+// grown to their peak sizes, scheduling and running an event allocate
+// nothing.
 //
-// Complexity: schedule O(log n), cancel O(1) (the slot is freed at once, its
-// heap key is skipped when popped: lazy deletion), run O(n log n) for n
-// events, empty() O(1) (a count of live events; cancelled ones do not count).
-// Memory: O(peak pending events) slots plus heap keys, where cancelled keys
-// stay in the heap until their time comes.
+// Complexity: schedule O(1) into an existing bucket (one hash probe), O(log
+// k) for a new (time, priority) key, k the number of distinct pending keys;
+// run O(1) per event plus O(log k) per retired bucket; cancel O(1) (the slot
+// is freed at once, its bucket entry is skipped when popped: lazy deletion);
+// empty() O(1) (a count of live events; cancelled ones do not count).
+// Memory: O(peak pending events) slots plus bucket entries, where cancelled
+// entries stay in their bucket until their time comes.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -172,25 +190,44 @@ class Engine {
 
  private:
   friend class EventHandle;
-  struct Key {
-    Time when;
+  // One queued event of a bucket.
+  struct Entry {
     std::uint64_t seq;
-    int priority;
     std::uint32_t slot;
     std::uint32_t generation;
+  };
+  // The events of one pending (time, priority), in sequence order; entries
+  // before `head` have been popped.
+  struct Bucket {
+    Time when;
+    int priority = 0;
+    std::uint32_t head = 0;
+    std::vector<Entry> items;
+  };
+  // A heap key: one per bucket in the heap (keys are distinct).
+  struct BucketKey {
+    Time when;
+    int priority;
+    std::uint32_t bucket;
+  };
+  struct Later {
+    bool operator()(const BucketKey& a, const BucketKey& b) const {
+      if (a.when != b.when) return a.when > b.when;
+      return a.priority > b.priority;
+    }
+  };
+  // A cell of the (time, priority) -> bucket table; bucket == kNone: empty.
+  struct Cell {
+    std::int64_t when;
+    int priority;
+    std::uint32_t bucket;
   };
   struct Slot {
     InlineAction fn;
     std::uint32_t generation = 0;
     bool live = false;
   };
-  struct Later {
-    bool operator()(const Key& a, const Key& b) const {
-      if (a.when != b.when) return a.when > b.when;
-      if (a.priority != b.priority) return a.priority > b.priority;
-      return a.seq > b.seq;
-    }
-  };
+  static constexpr std::uint32_t kNone = 0xffffffffu;
 
   void check_delay(Time delay) const;
   void check_time(Time when) const;
@@ -199,9 +236,22 @@ class Engine {
   bool is_live(std::uint32_t slot, std::uint32_t generation) const {
     return slot < slots_.size() && slots_[slot].live && slots_[slot].generation == generation;
   }
+  bool settle();
   bool pop_and_run();
+  std::uint32_t bucket_for(Time when, int priority);
+  void retire_top();
+  static std::size_t hash(std::int64_t when, int priority);
+  std::size_t find_cell(std::int64_t when, int priority) const;
+  void table_insert(std::int64_t when, int priority, std::uint32_t bucket);
+  void table_erase(std::int64_t when, int priority);
+  void table_grow();
 
-  std::vector<Key> heap_;
+  std::vector<BucketKey> heap_;
+  std::vector<Bucket> buckets_;
+  std::vector<std::uint32_t> free_buckets_;
+  std::vector<Cell> table_;  // size a power of two (or 0), load <= 1/2
+  std::size_t table_used_ = 0;
+  std::uint32_t last_bucket_ = kNone;  // the bucket of the last add, if still queued
   std::vector<Slot> slots_;
   std::vector<std::uint32_t> free_;
   std::size_t live_ = 0;
