@@ -261,9 +261,7 @@ LinkIndex FlowNetwork::add_link(Link link) {
   // A new link changes no running flow's rate (none can cross it yet).
   links_.push_back(std::move(link));
   capacities_.push_back(c);
-  carried_.push_back(0.0);
-  link_rate_.push_back(0.0);
-  link_since_.push_back(engine_.now());
+  lstate_.push_back(LinkState{0.0, 0.0, engine_.now()});
   link_flows_.emplace_back();
   link_mark_.push_back(0);
   return static_cast<LinkIndex>(links_.size() - 1);
@@ -282,9 +280,10 @@ const Link& FlowNetwork::link(LinkIndex i) const {
 
 ByteCount FlowNetwork::bytes_carried(LinkIndex i) const {
   check_link(i, "bytes_carried");
-  // carried_ is exact up to link_since_; the link's rate has been constant
+  // carried is exact up to since; the link's rate has been constant
   // since then.
-  return ByteCount(carried_[i] + link_rate_[i] * seconds_of(engine_.now() - link_since_[i]));
+  const LinkState& s = lstate_[i];
+  return ByteCount(s.carried + s.rate * seconds_of(engine_.now() - s.since));
 }
 
 const FlowNetwork::Flow& FlowNetwork::transferring_flow(std::uint64_t id, const char* what) const {
@@ -374,6 +373,7 @@ std::uint64_t FlowNetwork::add_flow(WeightedRoute route, double bytes, double sh
   f.route = std::move(route);
   f.share = share;
   f.sig = flow_signature(f.route, share);
+  f.rid = intern(f.route, share, f.sig);
   f.bytes = bytes;
   f.remaining = bytes;
   f.rate = 0.0;
@@ -397,7 +397,7 @@ void FlowNetwork::activate(std::uint32_t slot) {
   const Time now = engine_.now();
   if (f.route.empty() || f.bytes < kDoneBytes) {
     // Local copy (infinite rate) or nothing to move: done after 0 transfer time.
-    for (const WeightedHop& h : f.route) carried_[h.link] += h.weight * f.bytes;
+    for (const WeightedHop& h : f.route) lstate_[h.link].carried += h.weight * f.bytes;
     f.remaining = 0.0;
     deliver(slot, now);
     return;
@@ -417,7 +417,7 @@ void FlowNetwork::link_flow(std::uint32_t slot) {
   for (std::size_t k = 0; k < f.route.size(); ++k) {
     const LinkIndex l = f.route[k].link;
     f.pos[k] = static_cast<std::uint32_t>(link_flows_[l].size());
-    link_flows_[l].push_back(slot);
+    link_flows_[l].push_back(OnLink{slot, static_cast<std::uint32_t>(k)});
     dirty_links_.push_back(l);
   }
 }
@@ -426,16 +426,11 @@ void FlowNetwork::unlink_flow(std::uint32_t slot) {
   Flow& f = flows_[slot];
   for (std::size_t k = 0; k < f.route.size(); ++k) {
     const LinkIndex l = f.route[k].link;
-    std::vector<std::uint32_t>& on = link_flows_[l];
-    const std::uint32_t moved = on.back();
+    std::vector<OnLink>& on = link_flows_[l];
+    const OnLink moved = on.back();
     on[f.pos[k]] = moved;
     on.pop_back();
-    if (moved != slot) {  // tell the moved flow where it now sits on l (routes are sorted)
-      Flow& g = flows_[moved];
-      const auto it = std::lower_bound(g.route.begin(), g.route.end(), l,
-                                       [](const WeightedHop& h, LinkIndex x) { return h.link < x; });
-      g.pos[static_cast<std::size_t>(it - g.route.begin())] = f.pos[k];
-    }
+    if (moved.slot != slot) flows_[moved.slot].pos[moved.hop] = f.pos[k];  // where it now sits on l
     dirty_links_.push_back(l);
   }
 }
@@ -536,7 +531,7 @@ void FlowNetwork::finish_flow(std::uint32_t slot, Time now) {
   note_moved(f, left);
   f.remaining = 0.0;
   f.updated = now;
-  for (const WeightedHop& h : f.route) carried_[h.link] += h.weight * (left - at_rate);
+  for (const WeightedHop& h : f.route) lstate_[h.link].carried += h.weight * (left - at_rate);
   unlink_flow(slot);
   --transferring_;
 }
@@ -596,7 +591,8 @@ void FlowNetwork::gather_component(LinkIndex seed) {
   link_mark_[seed] = epoch_;
   comp_links_.push_back(seed);
   for (std::size_t next = 0; next < comp_links_.size(); ++next) {
-    for (std::uint32_t slot : link_flows_[comp_links_[next]]) {
+    for (const OnLink& on : link_flows_[comp_links_[next]]) {
+      const std::uint32_t slot = on.slot;
       Flow& f = flows_[slot];
       if (f.mark == epoch_) continue;
       f.mark = epoch_;
@@ -610,13 +606,14 @@ void FlowNetwork::gather_component(LinkIndex seed) {
   }
 }
 
-// Sorts comp_flows_ by (signature, id) and comp_links_ by index. Flows with
+// Sorts comp_flows_ by (signature, id). Flows with
 // equal (route, share) are interchangeable, so the solver sees a problem that
 // depends only on the component's multiset of (route, share) whatever the
 // flow ids, unless two different (route, share) share a 64-bit signature
 // (then their order follows their ids and the memo simply misses).
+// (comp_links_ is put in index order only for a fresh solve: a memo hit
+// does not depend on the order of the links.)
 void FlowNetwork::canonical_order() {
-  std::sort(comp_links_.begin(), comp_links_.end());
   // Sort contiguous (signature, id, slot) keys rather than chase slots.
   sort_keys_.clear();
   for (std::uint32_t slot : comp_flows_) sort_keys_.push_back(SortKey{flows_[slot].sig, flows_[slot].id, slot});
@@ -628,14 +625,26 @@ void FlowNetwork::canonical_order() {
 
 void FlowNetwork::solve_component(Time now) {
   // Bring the component's links and flows up to now at their old rates.
+  // Links solved together share `since`: one division for a run of them.
+  Time since = Time::max();
+  double dt = 0.0;
   for (LinkIndex l : comp_links_) {
-    carried_[l] += link_rate_[l] * seconds_of(now - link_since_[l]);
-    link_since_[l] = now;
-    link_rate_[l] = 0.0;
+    LinkState& s = lstate_[l];
+    if (s.since != since) {
+      since = s.since;
+      dt = seconds_of(now - since);
+    }
+    s.carried += s.rate * dt;
+    s.since = now;
+    s.rate = 0.0;
   }
   if (comp_flows_.empty()) return;  // links a finished flow left idle
   ++stats_.components_solved;
   for (std::uint32_t slot : comp_flows_) advance_flow(flows_[slot], now);
+  if (comp_flows_.size() == 1) {
+    solve_single(flows_[comp_flows_[0]], now);
+    return;
+  }
   canonical_order();
 
   Memo fresh;
@@ -649,17 +658,54 @@ void FlowNetwork::solve_component(Time now) {
     fresh = solve_fresh();
     m = memo_store(key, std::move(fresh));
   }
+  // The component's links are exactly m->links (the union of its routes).
+  for (std::size_t j = 0; j < m->links.size(); ++j) lstate_[m->links[j]].rate = m->link_rates[j];
   for (std::size_t k = 0; k < comp_flows_.size(); ++k) {
     const std::uint32_t slot = comp_flows_[k];
     Flow& f = flows_[slot];
     f.rate = m->rates[k];
     f.bottleneck = m->bottlenecks[k];
     const Time finish = now + transfer_duration(f.remaining, f.rate);
-    for (const WeightedHop& h : f.route) link_rate_[h.link] += h.weight * f.rate;
     if (finish == f.finish) continue;
     f.finish = finish;
     push_due(slot);
   }
+}
+
+// A component of one flow, in closed form: what maxmin_rates computes for a
+// single flow, operation for operation. Each link's load is weight x share
+// (0 + that, exact); the level grows once, by the smallest capacity / load;
+// the bottleneck is the first link (in index order, which is route order)
+// whose ratio is within the solver's tie tolerance of it; the rate is share x
+// level (0 + the increment). Each link then carries exactly weight x rate
+// (0 + that). Bit for bit the solver's answer (checked by a test).
+void FlowNetwork::solve_single(Flow& f, Time now) {
+  ++stats_.single_flow;
+  // Flows with equal (route, share) share the answer (cached by rid).
+  std::pair<double, LinkIndex>* cached = f.rid >= rid_base_ ? &alone_[f.rid - rid_base_] : nullptr;
+  if (cached && cached->first >= 0.0) {
+    f.rate = cached->first;
+    f.bottleneck = cached->second;
+  } else {
+    double delta = kInf;
+    for (const WeightedHop& h : f.route) delta = std::min(delta, capacities_[h.link] / (h.weight * f.share));
+    const double tie = delta * (1.0 + 1e-12);
+    LinkIndex bottleneck = -1;
+    for (const WeightedHop& h : f.route)
+      if (capacities_[h.link] / (h.weight * f.share) <= tie) {
+        bottleneck = h.link;
+        break;
+      }
+    const double level = 0.0 + delta;
+    f.rate = f.share * level;
+    f.bottleneck = bottleneck;
+    if (cached) *cached = {f.rate, f.bottleneck};
+  }
+  for (const WeightedHop& h : f.route) lstate_[h.link].rate = h.weight * f.rate;
+  const Time finish = now + transfer_duration(f.remaining, f.rate);
+  if (finish == f.finish) return;
+  f.finish = finish;
+  push_due(static_cast<std::uint32_t>(&f - flows_.data()));
 }
 
 namespace {
@@ -680,6 +726,26 @@ std::uint64_t FlowNetwork::flow_signature(const WeightedRoute& route, double sha
   return h;
 }
 
+// The interned id of (route, share): the id an equal (route, share) got
+// before (since the table was last cleared), or a new one.
+std::uint64_t FlowNetwork::intern(const WeightedRoute& route, double share, std::uint64_t sig) {
+  auto it = interned_.find(sig);
+  if (it != interned_.end())
+    for (const Interned& x : it->second)
+      if (x.share == share && x.route == route) return x.rid;
+  if (interned_hops_ + route.size() > kMemoHops) {
+    interned_.clear();
+    interned_hops_ = 0;
+    alone_.clear();
+    rid_base_ = next_rid_;
+  }
+  interned_hops_ += route.size();
+  const std::uint64_t rid = next_rid_++;
+  interned_[sig].push_back(Interned{rid, route, share});
+  alone_.emplace_back(-1.0, LinkIndex{-1});
+  return rid;
+}
+
 // Memo key of the current component: FNV-1a over its flows' signatures in
 // canonical order (equality is checked on the whole problem at a hit).
 std::uint64_t FlowNetwork::component_key() const {
@@ -690,31 +756,27 @@ std::uint64_t FlowNetwork::component_key() const {
 }
 
 // The cached solution of the current component, or nullptr. A hash match is
-// confirmed by comparing the whole canonical problem.
+// confirmed by comparing the whole canonical problem (by interned ids: equal
+// ids are equal routes and shares; capacities never change).
 const FlowNetwork::Memo* FlowNetwork::memo_find(std::uint64_t key) const {
   auto it = std::lower_bound(memo_index_.begin(), memo_index_.end(), std::make_pair(key, std::uint32_t{0}));
   if (it == memo_index_.end() || it->first != key) return nullptr;
   const Memo& m = memo_[it->second];
-  if (m.shares.size() != comp_flows_.size()) return nullptr;
-  std::size_t hop = 0;
-  for (std::size_t k = 0; k < comp_flows_.size(); ++k) {
-    const Flow& f = flows_[comp_flows_[k]];
-    if (m.shares[k] != f.share || m.hop_counts[k] != f.route.size()) return nullptr;
-    for (const WeightedHop& h : f.route)
-      if (!(m.hops[hop++] == h)) return nullptr;
-  }
+  if (m.rids.size() != comp_flows_.size()) return nullptr;
+  for (std::size_t k = 0; k < comp_flows_.size(); ++k)
+    if (m.rids[k] != flows_[comp_flows_[k]].rid) return nullptr;  // equal rids: equal (route, share)
   return &m;
 }
 
 // Stores a solution (clearing the memo first when it is full) and returns it.
 // A key already present (a hash collision) is replaced.
 const FlowNetwork::Memo* FlowNetwork::memo_store(std::uint64_t key, Memo m) {
-  if (memo_.size() >= kMemoEntries || memo_hops_ + m.hops.size() > kMemoHops) {
+  if (memo_.size() >= kMemoEntries || memo_hops_ + m.hop_total > kMemoHops) {
     memo_.clear();
     memo_index_.clear();
     memo_hops_ = 0;
   }
-  memo_hops_ += m.hops.size();
+  memo_hops_ += m.hop_total;
   auto it = std::lower_bound(memo_index_.begin(), memo_index_.end(), std::make_pair(key, std::uint32_t{0}));
   if (it != memo_index_.end() && it->first == key) {
     memo_[it->second] = std::move(m);
@@ -728,6 +790,7 @@ const FlowNetwork::Memo* FlowNetwork::memo_store(std::uint64_t key, Memo m) {
 // Runs the solver on the current component, with its links renumbered
 // 0..L_c-1 in index order; bottlenecks come back as global link indices.
 FlowNetwork::Memo FlowNetwork::solve_fresh() {
+  std::sort(comp_links_.begin(), comp_links_.end());
   std::vector<double> caps(comp_links_.size());
   for (std::size_t k = 0; k < comp_links_.size(); ++k) {
     caps[k] = capacities_[comp_links_[k]];
@@ -735,19 +798,28 @@ FlowNetwork::Memo FlowNetwork::solve_fresh() {
   }
   Memo m;
   std::vector<WeightedRoute> routes(comp_flows_.size());
+  std::vector<double> shares(comp_flows_.size());
   for (std::size_t k = 0; k < comp_flows_.size(); ++k) {
     const Flow& f = flows_[comp_flows_[k]];
-    m.hop_counts.push_back(static_cast<std::uint32_t>(f.route.size()));
-    m.shares.push_back(f.share);
-    for (const WeightedHop& h : f.route) {
-      m.hops.push_back(h);
+    m.rids.push_back(f.rid);
+    m.hop_total += f.route.size();
+    shares[k] = f.share;
+    routes[k].reserve(f.route.size());
+    for (const WeightedHop& h : f.route)
       routes[k].push_back(WeightedHop{static_cast<LinkIndex>(link_mark_[h.link]), h.weight});
-    }
   }
-  for (LinkIndex l : comp_links_) link_mark_[l] = epoch_;
-  SharingResult r = solver_(caps, routes, m.shares);
+  SharingResult r = solver_(caps, routes, shares);
   m.rates = std::move(r.rates);
   m.bottlenecks = std::move(r.bottlenecks);
+  // Link rates: 0 plus weight x rate of each crossing flow, in canonical
+  // flow order (bit for bit what adding them hop by hop to a zeroed link
+  // rate gives).
+  link_acc_.assign(comp_links_.size(), 0.0);
+  for (std::size_t k = 0; k < comp_flows_.size(); ++k)
+    for (const WeightedHop& h : routes[k]) link_acc_[static_cast<std::size_t>(h.link)] += h.weight * m.rates[k];
+  m.links = comp_links_;
+  m.link_rates = link_acc_;
+  for (LinkIndex l : comp_links_) link_mark_[l] = epoch_;
   for (LinkIndex& b : m.bottlenecks)
     if (b >= 0) b = comp_links_[b];
   return m;

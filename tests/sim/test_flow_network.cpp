@@ -532,4 +532,70 @@ TEST_CASE("bundles hit the memo too; a plain route crossing a link twice is weig
   CHECK(done == Time::ms(2));
   CHECK(twice.bytes_carried(l).value() == doctest::Approx(2e6));
 }
+TEST_CASE("a one-flow component gets exactly the solver's rate and bottleneck") {
+  // Closed form for a lone flow: bit for bit maxmin_rates on the same
+  // problem (rate and bottleneck), including near-ties between links.
+  std::mt19937 rng(4242);
+  for (int trial = 0; trial < 200; ++trial) {
+    Engine e;
+    FlowNetwork net(e);
+    std::vector<double> caps;
+    const int n_links = 1 + static_cast<int>(rng() % 12);
+    for (int l = 0; l < n_links; ++l) {
+      // Few distinct capacities so that ties (and near-ties) are common.
+      caps.push_back(1e9 * (1 + static_cast<double>(rng() % 3)) * (1.0 + (rng() % 2) * 1e-13));
+      net.add_link(Link{"l", BytesPerSecond(caps.back()), Time::zero()});
+    }
+    WeightedRoute route;
+    for (int l = 0; l < n_links; ++l)
+      if (rng() % 2) route.push_back(WeightedHop{l, 0.25 * static_cast<double>(1 + rng() % 8) / 3.0});
+    if (route.empty()) route.push_back(WeightedHop{0, 1.0});
+    if (trial % 3 == 0) std::reverse(route.begin(), route.end());  // unsorted input is normalised
+    const double share = 1.0 + static_cast<double>(rng() % 5) / 7.0;
+    WeightedRoute sorted = route;
+    std::sort(sorted.begin(), sorted.end(), [](const WeightedHop& a, const WeightedHop& b) { return a.link < b.link; });
+    const SharingResult want = maxmin_rates(caps, {sorted}, {share});
+    FlowRecord rec;
+    const auto id = net.start_flow(route, bytes(1e6), share, [&](const FlowRecord& r) { rec = r; });
+    e.run_until(Time::ps(1));
+    CHECK(net.flow_rate(id) == want.rates[0]);
+    const auto stats = net.stats();
+    CHECK(stats.single_flow == 1);
+    CHECK(stats.solver_runs == 0);
+    e.run();
+    CHECK(rec.bottleneck == want.bottlenecks[0]);
+    for (const WeightedHop& h : sorted)
+      CHECK(net.bytes_carried(h.link).value() == doctest::Approx(h.weight * 1e6));
+  }
+}
+
+TEST_CASE("a component that shrinks to one flow and grows again keeps the solver's rates") {
+  // x alone (closed form), then y joins (solver), then x ends (y alone:
+  // closed form): y's rate then equals a fresh solve of y alone.
+  Engine e;
+  FlowNetwork net(e);
+  const LinkIndex a = net.add_link(make_link(1.0, Time::zero(), "a"));
+  const LinkIndex b = net.add_link(make_link(3.0, Time::zero(), "b"));
+  const auto x = net.start_flow(WeightedRoute{{a, 1.0}}, bytes(1e6), 1.0, nullptr);
+  e.run_until(Time::ps(1));
+  CHECK(net.flow_rate(x) == 1e9);
+  const auto y = net.start_flow(WeightedRoute{{a, 0.5}, {b, 1.5}}, bytes(1e7), 1.5, nullptr);
+  e.run_until(Time::ps(2));
+  CHECK(net.stats().solver_runs == 1);
+  e.run_until(net.flow_finish(x));
+  const SharingResult alone = maxmin_rates({1e9, 3e9}, {WeightedRoute{{0, 0.5}, {1, 1.5}}}, {1.5});
+  CHECK(net.flow_rate(y) == alone.rates[0]);
+  CHECK(net.stats().single_flow == 2);
+  e.run();
+  CHECK(net.bytes_carried(b).value() == doctest::Approx(1.5e7));
+  // The same (route, share) alone again: the cached closed form, same bits.
+  FlowRecord rec;
+  const auto z = net.start_flow(WeightedRoute{{b, 1.5}, {a, 0.5}}, bytes(1e6), 1.5,
+                                [&](const FlowRecord& r) { rec = r; });
+  e.run_until(e.now());
+  CHECK(net.flow_rate(z) == alone.rates[0]);
+  CHECK(net.stats().single_flow == 3);
+  e.run();
+  CHECK(rec.bottleneck == alone.bottlenecks[0]);
+}
 }

@@ -49,6 +49,15 @@
 //    order, so a hit returns bit for bit what a fresh solve would. (Two
 //    different flows with equal signatures are ordered by id; the memo then
 //    misses more often, and nothing else changes.)
+//    The compare is O(F_c): each flow's (route, share) is interned when it
+//    starts (an id that equal routes and shares share, never reused); an
+//    entry also holds its links' rates (summed in canonical order, as hop by
+//    hop), so a hit sets them in O(L_c) and the links are sorted only for
+//    a fresh solve.
+//  * A component of one flow is set in closed form, skipping order and memo:
+//    the solver's arithmetic for one flow (level = smallest capacity /
+//    (weight x share); bottleneck the first link within the tie tolerance),
+//    bit for bit its answer (checked by a test), cached per interned route.
 //  * Solving per component adds the level increments of one component
 //    only; a global solve over several components adds them in another
 //    order, so rates can differ from a global solve in the last bits
@@ -103,6 +112,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "trainsim/common/units.hpp"
@@ -176,6 +186,7 @@ struct FlowNetworkStats {
   std::uint64_t components_solved = 0;  // components whose rates were set (solver or memo)
   std::uint64_t solver_runs = 0;        // components handed to the solver
   std::uint64_t cache_hits = 0;         // components answered by the memo
+  std::uint64_t single_flow = 0;        // one-flow components set in closed form (no solver, no memo)
 };
 
 class FlowNetwork {
@@ -254,6 +265,7 @@ class FlowNetwork {
     std::vector<std::uint32_t> pos;       // pos[k]: index in link_flows_[route[k].link]
     double share = 1.0;
     std::uint64_t sig = 0;                // hash of (route, share): canonical order
+    std::uint64_t rid = 0;                // interned (route, share): equal rid => equal (route, share)
     double bytes = 0.0;                   // total size
     double remaining = 0.0;               // bytes still to move as of `updated`
     double rate = 0.0;                    // flow-bytes/s since `updated`
@@ -272,11 +284,19 @@ class FlowNetwork {
     std::uint32_t slot;
   };
   struct Memo {
-    std::vector<std::uint32_t> hop_counts;
-    std::vector<WeightedHop> hops;  // global link indices
-    std::vector<double> shares;
+    std::vector<std::uint64_t> rids;  // the flows' interned (route, share), canonical order
+    std::size_t hop_total = 0;        // hops of all its routes (for the memo bound)
     std::vector<double> rates;
     std::vector<LinkIndex> bottlenecks;
+    // The component's links (index order) and the rate each carries: the sum
+    // of weight x rate over its flows, added in canonical order (as applying
+    // the rates hop by hop would), so a hit sets link rates in O(L_c).
+    std::vector<LinkIndex> links;
+    std::vector<double> link_rates;
+  };
+  struct OnLink {  // a transferring flow on a link: its slot and the hop index in its route
+    std::uint32_t slot;
+    std::uint32_t hop;
   };
 
   void check_link(LinkIndex i, const char* what) const;
@@ -299,7 +319,9 @@ class FlowNetwork {
   void gather_component(LinkIndex seed);
   void solve_component(Time now);
   void canonical_order();
+  void solve_single(Flow& f, Time now);
   static std::uint64_t flow_signature(const WeightedRoute& route, double share);
+  std::uint64_t intern(const WeightedRoute& route, double share, std::uint64_t sig);
   std::uint64_t component_key() const;
   const Memo* memo_find(std::uint64_t key) const;
   const Memo* memo_store(std::uint64_t key, Memo m);
@@ -313,10 +335,13 @@ class FlowNetwork {
   SharingSolver solver_;
   std::vector<Link> links_;
   std::vector<double> capacities_;    // links_[i].capacity in bytes/s
-  std::vector<double> carried_;       // bytes moved per link up to link_since_
-  std::vector<double> link_rate_;     // bytes/s on the link since link_since_
-  std::vector<Time> link_since_;
-  std::vector<std::vector<std::uint32_t>> link_flows_;  // transferring flow slots per link
+  struct LinkState {  // together: a component's links are advanced in one pass
+    double carried = 0.0;  // bytes moved up to `since`
+    double rate = 0.0;     // bytes/s on the link since `since`
+    Time since{};
+  };
+  std::vector<LinkState> lstate_;
+  std::vector<std::vector<OnLink>> link_flows_;         // transferring flows per link
   std::vector<std::uint32_t> link_mark_;                // component-search epoch per link
   std::vector<Flow> flows_;                             // slot map
   std::vector<std::uint32_t> free_slots_;
@@ -335,10 +360,27 @@ class FlowNetwork {
     std::uint32_t slot;
   };
   std::vector<SortKey> sort_keys_;
+  std::vector<double> link_acc_;  // solve_fresh scratch: per local link
   // Memo: key -> index in memo_; cleared wholesale when full.
   std::vector<std::pair<std::uint64_t, std::uint32_t>> memo_index_;  // sorted by key
   std::vector<Memo> memo_;
   std::size_t memo_hops_ = 0;
+  // Interned (route, share): sig -> (rid, route, share). An rid is never
+  // reused, so the memo can compare rids instead of routes; the table is
+  // cleared when it would hold more than kMemoHops hops (flows interned
+  // after that get new rids: the memo may miss, never answer wrongly).
+  struct Interned {
+    std::uint64_t rid;
+    WeightedRoute route;
+    double share;
+  };
+  std::unordered_map<std::uint64_t, std::vector<Interned>> interned_;
+  std::size_t interned_hops_ = 0;
+  std::uint64_t next_rid_ = 0;
+  std::uint64_t rid_base_ = 0;  // first rid since the table was last cleared
+  // Closed-form rate and bottleneck of a flow alone, by rid - rid_base_
+  // (rate < 0: not computed yet); cleared with the table.
+  std::vector<std::pair<double, LinkIndex>> alone_;
   FlowNetworkStats stats_;
   Time completion_at_ = Time::max();
   EventHandle completion_;
