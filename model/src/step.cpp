@@ -477,13 +477,6 @@ void build_stages(StepResult& r, const std::map<LayerKind, std::vector<TimedOp>>
     sc.backward_input = rb.makespan;
     sc.backward_weight = rw.makespan;
     sc.backward_full = rbw.makespan;
-    sc.forward_exposed = rf.exposed;
-    sc.backward_full_exposed = rbw.exposed;
-    sc.backward_input_exposed = rb.exposed;
-    sc.forward_compute = rf.compute_busy;
-    sc.backward_input_compute = rb.compute_busy;
-    sc.backward_weight_compute = rw.compute_busy;
-    sc.backward_full_compute = rbw.compute_busy;
     for (LayerKind k : sc.layers) {
       const ParamCount pc = layer_params(arch, k);
       const double routed = routed_expert_params(arch, k);

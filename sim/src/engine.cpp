@@ -5,6 +5,22 @@
 
 namespace trainsim::sim {
 
+namespace {
+
+// An index from the free list, or a new element at the end of `storage`.
+template <class T>
+std::uint32_t take_index(std::vector<std::uint32_t>& free_list, std::vector<T>& storage) {
+  if (!free_list.empty()) {
+    const std::uint32_t i = free_list.back();
+    free_list.pop_back();
+    return i;
+  }
+  storage.emplace_back();
+  return static_cast<std::uint32_t>(storage.size() - 1);
+}
+
+}  // namespace
+
 void EventHandle::cancel() {
   if (engine_ && engine_->is_live(slot_, generation_)) engine_->release(slot_);
 }
@@ -90,14 +106,7 @@ std::uint32_t Engine::bucket_for(Time when, int priority) {
     last_bucket_ = table_[cell].bucket;
     return last_bucket_;
   }
-  std::uint32_t idx;
-  if (!free_buckets_.empty()) {
-    idx = free_buckets_.back();
-    free_buckets_.pop_back();
-  } else {
-    idx = static_cast<std::uint32_t>(buckets_.size());
-    buckets_.emplace_back();
-  }
+  const std::uint32_t idx = take_index(free_buckets_, buckets_);
   Bucket& b = buckets_[idx];
   b.when = when;
   b.priority = priority;
@@ -123,14 +132,7 @@ void Engine::retire_top() {
 }
 
 EventHandle Engine::add(Time when, InlineAction&& fn, int priority) {
-  std::uint32_t slot;
-  if (!free_.empty()) {
-    slot = free_.back();
-    free_.pop_back();
-  } else {
-    slot = static_cast<std::uint32_t>(slots_.size());
-    slots_.emplace_back();
-  }
+  const std::uint32_t slot = take_index(free_, slots_);
   Slot& s = slots_[slot];
   s.fn = std::move(fn);
   s.live = true;

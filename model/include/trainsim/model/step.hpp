@@ -1,15 +1,17 @@
 #pragma once
 // One optimizer step of a training run, simulated.
 //
-// Data flow: architecture + plan -> per-layer ops (accounting) -> stage
-// partition -> timed chunk programs (workload, calibration profile) -> chunk
-// and overlapped-pair durations (chunk simulation on two streams) -> the
-// pipeline schedule executed op by op on the event engine (pipeline_exec),
-// with point-to-point transfers timed on the fabric -> data-parallel gradient
-// synchronisation and the optimizer step -> step time and its breakdown.
+// Data flow: architecture + plan -> per-layer ops (accounting; compute
+// kernels timed by the calibration profile, communication kernels by their
+// group alone on the fabric) -> stage partition -> chunk programs -> one
+// discrete-event execution of the whole step over the cluster
+// (cluster_exec: every simulated GPU's kernels on two streams, collectives
+// and pipeline transfers as flows on the fabric, gradient synchronisation
+// and optimizer) -> step time and its breakdown on the GPU that ends it.
+// Chunks and overlapped pairs are also simulated alone, for the report and
+// for the static order of an overlapped pair's collectives.
 //
-// One pipeline is simulated: every data-parallel replica runs the same
-// schedule with the same (balanced) costs, so the others are identical.
+// Fidelity: every GPU, or one replica per pipeline rank (StepInputs).
 //
 // Memory per GPU is computed for every pipeline rank from the same layer
 // accounting and the activation peak the executed schedule actually reached.
@@ -54,8 +56,6 @@ struct StepInputs {
 struct StageCost {
   std::vector<LayerKind> layers;
   Time forward{}, backward_input{}, backward_weight{}, backward_full{};
-  ExposedComm forward_exposed{}, backward_input_exposed{}, backward_full_exposed{};
-  Time forward_compute{}, backward_input_compute{}, backward_weight_compute{}, backward_full_compute{};
   double params_per_gpu = 0;        // parameters of this stage held by one GPU
   double expert_params_per_gpu = 0; // of which routed-expert parameters
   ByteCount activations_per_microbatch{};
@@ -110,7 +110,6 @@ struct StepResult {
   Schedule schedule;
   ExecResult exec;
   Time makespan{};            // pipeline part
-  Time makespan_no_p2p{};
   Time step_time{};
   StepBreakdown breakdown;
   std::vector<MemoryBreakdown> memory;  // per pipeline rank
