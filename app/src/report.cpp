@@ -85,6 +85,32 @@ nlohmann::json layer_list(const std::vector<model::LayerKind>& layers) {
 }
 
 // How the step was executed on the cluster, and what bounded it.
+// How the layers were cut into stages: every candidate with its estimated
+// step, and the chosen partition's device loads. The spread of the loads is
+// the granularity the step pays because layers are indivisible.
+nlohmann::json partition_json(const model::PartitionChoice& p) {
+  nlohmann::json cands = nlohmann::json::array();
+  for (std::size_t i = 0; i < p.candidates.size(); ++i) {
+    const auto& c = p.candidates[i];
+    cands.push_back({{"method", c.method},
+                     {"layers_per_stage", c.counts},
+                     {"estimated_step_s", c.estimate.to_seconds()},
+                     {"chosen", static_cast<int>(i) == p.chosen}});
+  }
+  double mx = 0, sum = 0;
+  for (double l : p.device_load_s) {
+    mx = std::max(mx, l);
+    sum += l;
+  }
+  const double mean = p.device_load_s.empty() ? 0 : sum / static_cast<double>(p.device_load_s.size());
+  nlohmann::json out;
+  out["candidates"] = cands;
+  out["device_load_ms_per_microbatch"] = nlohmann::json::array();
+  for (double l : p.device_load_s) out["device_load_ms_per_microbatch"].push_back(l * 1e3);
+  out["device_load_max_over_mean"] = mean > 0 ? mx / mean : 1.0;
+  return out;
+}
+
 nlohmann::json cluster_block(const Simulation& sim) {
   const model::StepResult& st = sim.step;
   const Scenario& sc = sim.scenario;
@@ -213,6 +239,7 @@ nlohmann::json make_report(const Simulation& sim) {
                       {"activations_gib_per_microbatch", gib(c.activations_per_microbatch.value())}});
   }
   pipe["stages"] = stages;
+  pipe["partition"] = partition_json(st.partition);
   // Every operation of each layer kind, as timed: the basis of every number above.
   nlohmann::json kinds = nlohmann::json::object();
   for (const auto& lk : st.layer_kinds) {
@@ -272,7 +299,7 @@ nlohmann::json make_report(const Simulation& sim) {
   as.push_back("Within a chunk, kernels run as a chain; communication overlaps computation by pairing a forward and a backward chunk (DualPipe F&B, in one static order of collectives on every GPU) and, with tp_comm_overlap, tensor-parallel collectives with their GEMMs.");
   as.push_back("Data-parallel gradient reduce-scatter (FP32) and parameter all-gather (BF16) run after each GPU's last pipeline op, as ring bundles over its data-parallel group, not overlapped with the backward.");
   as.push_back("Pipeline transfers are flows on the same fabric as every collective.");
-  as.push_back("Layers are split into contiguous stages minimising the largest stage compute time.");
+  as.push_back("Layers are split into contiguous stages: candidate partitions balance stages or devices (a device may hold several stages) by the time a layer takes as the schedule runs it; each is estimated by executing the pipeline schedule with its simulated chunk times plus the gradient sync, and the best is simulated (pipeline.partition lists them).");
   as.push_back("AdamW with FP32 master weights and BF16 moments; gradients FP32; weights BF16.");
   as.push_back("Whole-run figures assume every step runs at the simulated speed: no failures, restarts, checkpoints, evaluation or batch-size warm-up.");
   if (sim.profile.gpu != sc.cluster.gpu.name)
@@ -281,6 +308,20 @@ nlohmann::json make_report(const Simulation& sim) {
   r["assumptions"] = as;
   return r;
 }
+
+namespace {
+
+// "stage partition     [6, 4, ..., 2] layers; busiest device 1.06x the mean
+// (layers are indivisible)": the granularity a step pays.
+std::string partition_line(const nlohmann::json& p) {
+  std::string counts;
+  for (const auto& c : p.at("candidates"))
+    if (c.at("chosen").get<bool>()) counts = c.at("layers_per_stage").dump();
+  return fmt::format("stage partition     {} layers per stage ({} candidate{} estimated); busiest device {:.2f}x the mean load (layers are indivisible)\n",
+                     counts, p.at("candidates").size(), p.at("candidates").size() == 1 ? "" : "s", p.at("device_load_max_over_mean").get<double>());
+}
+
+}  // namespace
 
 std::string summary_text(const nlohmann::json& r) {
   std::string s;
@@ -324,6 +365,7 @@ std::string summary_text(const nlohmann::json& r) {
                    e.at("data_parallel").get<double>());
   s += fmt::format("  pipeline bubble   {:.3f} s\n", b.at("pipeline_bubble_s").get<double>());
   s += fmt::format("  optimizer         {:.3f} s\n", b.at("optimizer_s").get<double>());
+  s += partition_line(r.at("pipeline").at("partition"));
   s += fmt::format("memory per GPU      {:.1f} GiB of {:.1f} GiB ({}): weights {:.1f}, grads {:.1f}, optimizer {:.1f}, activations {:.1f} ({} micro-batches), transient {:.1f}\n",
                    m.at("peak_gib_per_gpu").get<double>(), m.at("capacity_gib").get<double>(),
                    m.at("fits").get<bool>() ? "fits" : "DOES NOT FIT", m.at("weights_gib").get<double>(),

@@ -44,6 +44,16 @@ model::ParallelPlan parse_plan(JsonObject& p) {
     p.fail("tp_comm_overlap", "false without sequence_parallel (the overlap pipelines the sequence-parallel "
                               "all-gathers and reduce-scatters with their GEMMs)");
   plan.comm_sms = static_cast<int>(p.integer_or("comm_sms", 0, 0, 4096));
+  if (const Json* list = p.raw_optional("layers_per_stage")) {
+    if (!list->is_array() || list->empty() || list->size() > 65536)
+      p.fail("layers_per_stage", "a non-empty array of layer counts, one per pipeline stage");
+    for (std::size_t i = 0; i < list->size(); ++i) {
+      const Json& v = (*list)[i];
+      if (!v.is_number_integer() || v.get<long long>() < 1 || v.get<long long>() > 1000000)
+        p.fail(fmt::format("layers_per_stage/{}", i), "a positive whole number of layers");
+      plan.layers_per_stage.push_back(static_cast<int>(v.get<long long>()));
+    }
+  }
   p.finish();
   return plan;
 }
@@ -200,6 +210,15 @@ void check_layout(Scenario& s, const std::string& file) {
     fail("/parallelism/pp", std::to_string(pl.pp),
          fmt::format("at most as many pipeline stages ({} with the {} schedule) as the model's {} layers and modules",
                      stages, model::to_string(pl.schedule), distributable));
+  if (!pl.layers_per_stage.empty()) {
+    long long sum = 0;
+    for (int c : pl.layers_per_stage) sum += c;
+    if (static_cast<int>(pl.layers_per_stage.size()) != stages || sum != distributable)
+      fail("/parallelism/layers_per_stage", fmt::format("{} stages holding {} layers", pl.layers_per_stage.size(), sum),
+           fmt::format("{} stages (the {} schedule with pp={}) holding the model's {} layers and modules "
+                       "(embedding, {} decoder layers, head, {} MTP)",
+                       stages, model::to_string(pl.schedule), pl.pp, distributable, a.layers, a.mtp_depth));
+  }
   if (pl.comm_sms >= s.cluster.gpu.sms)
     fail("/parallelism/comm_sms", std::to_string(pl.comm_sms),
          fmt::format("fewer than the {} SMs of a {}", s.cluster.gpu.sms, s.cluster.gpu.name));
@@ -287,6 +306,7 @@ nlohmann::json to_json(const Scenario& s) {
                       {"sequence_parallel", p.sequence_parallel},
                       {"tp_comm_overlap", p.tp_comm_overlap},
                       {"comm_sms", p.comm_sms}};
+  if (!p.layers_per_stage.empty()) j["parallelism"]["layers_per_stage"] = p.layers_per_stage;
   j["precision"] = {{"gemm", to_string(s.gemm_precision)}};
   j["training"] = {{"seq_len", s.training.seq_len},
                    {"global_batch_size", s.training.global_batch_size},

@@ -26,40 +26,6 @@ std::vector<LayerKind> layer_sequence(const Architecture& arch) {
   return seq;
 }
 
-std::vector<int> partition_layers(const std::vector<double>& cost, int stages) {
-  const int n = static_cast<int>(cost.size());
-  if (stages < 1 || n < stages)
-    throw std::invalid_argument(fmt::format("cannot split {} layers into {} stages", n, stages));
-  // best[s][i]: minimal max-stage cost of splitting the first i layers into s
-  // stages; classic O(S * n^2) dynamic programme (n is a few hundred at most).
-  std::vector<double> prefix(static_cast<std::size_t>(n) + 1, 0.0);
-  for (int i = 0; i < n; ++i) prefix[static_cast<std::size_t>(i) + 1] = prefix[static_cast<std::size_t>(i)] + cost[static_cast<std::size_t>(i)];
-  const double inf = 1e300;
-  std::vector<std::vector<double>> best(static_cast<std::size_t>(stages) + 1, std::vector<double>(static_cast<std::size_t>(n) + 1, inf));
-  std::vector<std::vector<int>> cut(static_cast<std::size_t>(stages) + 1, std::vector<int>(static_cast<std::size_t>(n) + 1, 0));
-  best[0][0] = 0;
-  for (int s = 1; s <= stages; ++s)
-    for (int i = s; i <= n - (stages - s); ++i)
-      for (int j = s - 1; j < i; ++j) {
-        const double prev = best[static_cast<std::size_t>(s) - 1][static_cast<std::size_t>(j)];
-        if (prev >= inf) continue;
-        const double v = std::max(prev, prefix[static_cast<std::size_t>(i)] - prefix[static_cast<std::size_t>(j)]);
-        // Strictly better only: ties keep the earliest cut, which is deterministic.
-        if (v < best[static_cast<std::size_t>(s)][static_cast<std::size_t>(i)]) {
-          best[static_cast<std::size_t>(s)][static_cast<std::size_t>(i)] = v;
-          cut[static_cast<std::size_t>(s)][static_cast<std::size_t>(i)] = j;
-        }
-      }
-  std::vector<int> counts(static_cast<std::size_t>(stages));
-  int i = n;
-  for (int s = stages; s >= 1; --s) {
-    const int j = cut[static_cast<std::size_t>(s)][static_cast<std::size_t>(i)];
-    counts[static_cast<std::size_t>(s) - 1] = i - j;
-    i = j;
-  }
-  return counts;
-}
-
 namespace {
 
 // Parameters of routed experts in one layer (all experts, unsharded).
@@ -68,6 +34,15 @@ double routed_expert_params(const Architecture& a, LayerKind k) {
   if (k != LayerKind::Moe && k != LayerKind::Mtp) return 0;
   const double mats = a.activation == FfnActivation::SwiGLU ? 3.0 : 2.0;
   return static_cast<double>(a.moe->routed_experts) * mats * a.hidden * static_cast<double>(a.moe->expert_ffn_hidden);
+}
+
+// Parameters of layer `k` held by one GPU of a stage (routed experts split
+// over the EP group, the rest over the TP group).
+void add_layer_params(StageCost& sc, const Architecture& arch, const ParallelPlan& plan, LayerKind k) {
+  const ParamCount pc = layer_params(arch, k);
+  const double routed = routed_expert_params(arch, k);
+  sc.expert_params_per_gpu += routed / plan.ep;
+  sc.params_per_gpu += (pc.total - routed) / plan.tp + routed / plan.ep;
 }
 
 // Overlapped F&B pairs of the schedule, each simulated alone on one GPU's
@@ -308,6 +283,10 @@ struct Fabric {
   Time isolated(CommKind kind, double bytes) const {
     const bool tp = is_tp(kind);
     const std::vector<int> m = tp ? layout.tp_members(0) : layout.ep_members(0);
+    return alone(kind, m, bytes);
+  }
+  // A collective of group `m` alone on the fabric.
+  Time alone(CommKind kind, const std::vector<int>& m, double bytes) const {
     const CollectiveTraffic t = traffic(kind, m, bytes, 0);
     const Bundle b = make_bundle(topo, t.transfers, t.sequential_steps, &capacity_Bps);
     return b.latency + b.idle_time;
@@ -316,6 +295,217 @@ struct Fabric {
     return k == CommKind::TpAllReduce || k == CommKind::TpAllGather || k == CommKind::TpReduceScatter;
   }
 };
+
+// One activation from pipeline rank 0 to rank 1 alone: the path latency plus
+// the bytes over the first link's capacity (zero with one rank).
+Time p2p_alone(const hw::Topology& topo, const ClusterLayout& layout, double activation_bytes) {
+  if (layout.ranks() < 2) return Time::zero();
+  const int a = layout.gpu(0, 0), b = layout.gpu(1, 0);
+  const sim::Route route = topo.route(a, b);
+  return topo.path_latency(a, b) +
+         Time::seconds(activation_bytes / topo.links()[static_cast<std::size_t>(route.front())].capacity.value());
+}
+
+// Bytes of one activation (or its gradient) between two pipeline stages.
+double activation_transfer_bytes(const StepInputs& in) {
+  const ParallelPlan& plan = *in.plan;
+  return static_cast<double>(plan.micro_batch_size) * static_cast<double>(in.seq_len) * in.arch->hidden * 2.0 /
+         (plan.sequence_parallel ? plan.tp : 1);
+}
+
+// ---- stage partition search (partition.hpp) ----
+
+// Chunk times of a stage, each program simulated alone on one GPU's two
+// streams, and of overlapped pairs; cached by layer kinds because most
+// stages of a model hold the same layers.
+class StageTimer {
+ public:
+  struct Times {
+    Time f, b, w, bw;
+  };
+  using Kinds = std::vector<LayerKind>;
+
+  StageTimer(const std::map<LayerKind, std::vector<TimedOp>>& kind_ops, bool tp_overlap)
+      : kind_ops_(kind_ops), tp_overlap_(tp_overlap) {}
+
+  const Times& stage(const Kinds& layers) {
+    auto it = stages_.find(layers);
+    if (it != stages_.end()) return it->second;
+    Times t;
+    t.f = simulate_chunks({&program(layers, ChunkPass::Forward)}).makespan;
+    t.b = simulate_chunks({&program(layers, ChunkPass::BackwardInput)}).makespan;
+    t.w = simulate_chunks({&program(layers, ChunkPass::BackwardWeight)}).makespan;
+    t.bw = simulate_chunks({&program(layers, ChunkPass::BackwardFull)}).makespan;
+    return stages_.emplace(layers, t).first->second;
+  }
+
+  Time pair(const Kinds& fwd, const Kinds& bwd) {
+    const auto key = std::make_pair(fwd, bwd);
+    auto it = pairs_.find(key);
+    if (it != pairs_.end()) return it->second;
+    const ChunkProgram& f = program(fwd, ChunkPass::Forward);
+    const ChunkProgram& bw = program(bwd, ChunkPass::BackwardFull);
+    return pairs_.emplace(key, simulate_chunks({&f, &bw}).makespan).first->second;
+  }
+
+  const ChunkProgram& program(const Kinds& layers, ChunkPass pass) {
+    const auto key = std::make_pair(layers, static_cast<int>(pass));
+    auto it = programs_.find(key);
+    if (it != programs_.end()) return it->second;
+    std::vector<std::vector<TimedOp>> ops;
+    for (LayerKind k : layers) ops.push_back(kind_ops_.at(k));
+    ChunkProgram p = build_program(ops, pass);
+    if (tp_overlap_) mark_tp_overlap(p);
+    return programs_.emplace(key, std::move(p)).first->second;
+  }
+
+ private:
+  const std::map<LayerKind, std::vector<TimedOp>>& kind_ops_;
+  bool tp_overlap_;
+  std::map<std::pair<Kinds, int>, ChunkProgram> programs_;
+  std::map<Kinds, Times> stages_;
+  std::map<std::pair<Kinds, Kinds>, Time> pairs_;
+};
+
+bool has_op(const Schedule& s, ChunkOpType type) {
+  for (const auto& ops : s.per_rank)
+    for (const ScheduleOp& op : ops)
+      if (op.type == type) return true;
+  return false;
+}
+
+// What one layer costs a rank per micro-batch as the schedule runs it: an
+// overlapped forward+backward pair where the schedule pairs them, else its
+// forward plus backward(s), each simulated alone.
+std::vector<double> scheduled_layer_cost(const std::vector<LayerKind>& seq, const Schedule& s, StageTimer& timer) {
+  const bool fb = has_op(s, ChunkOpType::FB), split = has_op(s, ChunkOpType::B);
+  std::vector<double> cost;
+  for (LayerKind k : seq) {
+    const StageTimer::Kinds one{k};
+    const auto& t = timer.stage(one);
+    const Time c = fb ? timer.pair(one, one) : split ? t.f + t.b + t.w : t.f + t.bw;
+    cost.push_back(c.to_seconds());
+  }
+  return cost;
+}
+
+std::vector<StageTimer::Kinds> stage_kinds(const std::vector<LayerKind>& seq, const std::vector<int>& counts) {
+  std::vector<StageTimer::Kinds> out;
+  std::size_t li = 0;
+  for (int c : counts) {
+    out.emplace_back(seq.begin() + static_cast<std::ptrdiff_t>(li), seq.begin() + static_cast<std::ptrdiff_t>(li + c));
+    li += static_cast<std::size_t>(c);
+  }
+  return out;
+}
+
+// Gradient synchronisation and optimizer of every rank, each collective
+// alone on the fabric (tail_work's steps, in the cluster executor's order).
+std::vector<Time> tail_alone(const StepInputs& in, const Schedule& sched, const std::vector<StageTimer::Kinds>& kinds,
+                             const hw::KernelTimer& timer, const Fabric& fabric) {
+  StepResult tmp;
+  tmp.schedule = sched;
+  for (const auto& ks : kinds) {
+    StageCost sc;
+    for (LayerKind k : ks) add_layer_params(sc, *in.arch, *in.plan, k);
+    tmp.stages.push_back(sc);
+  }
+  const int copies = stage_copies(sched);
+  tmp.dp_group_dense = in.plan->dp * copies;
+  tmp.dp_group_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * copies;
+  const std::vector<TailWork> work = tail_work(tmp, *in.plan, timer);
+  std::vector<Time> out;
+  for (int rk = 0; rk < sched.ranks; ++rk) {
+    const TailWork& t = work[static_cast<std::size_t>(rk)];
+    const int gpu = fabric.layout.gpu(rk, 0);
+    auto coll = [&](CommKind k, bool expert, double bytes) {
+      if (bytes <= 0) return Time::zero();
+      return fabric.alone(k, fabric.layout.dp_members(fabric.layout.dp_group_of(gpu, expert), expert), bytes);
+    };
+    Time sum = t.optimizer;
+    if (t.all_reduce) {
+      sum += coll(CommKind::DpAllReduce, false, t.dense_grad_bytes) + coll(CommKind::DpAllReduce, true, t.expert_grad_bytes);
+    } else {
+      sum += coll(CommKind::DpReduceScatter, false, t.dense_grad_bytes) +
+             coll(CommKind::DpAllGather, false, t.dense_param_bytes) +
+             coll(CommKind::DpReduceScatter, true, t.expert_grad_bytes) +
+             coll(CommKind::DpAllGather, true, t.expert_param_bytes);
+    }
+    out.push_back(sum);
+  }
+  return out;
+}
+
+// The step with layer counts `counts`, estimated: the pipeline schedule
+// executed with the stages' simulated chunk times and one p2p delay, then
+// each rank's tail after the last of the ranks it synchronises with.
+Time estimate_step(const std::vector<int>& counts, const std::vector<LayerKind>& seq, const StepInputs& in,
+                   const Schedule& sched, StageTimer& st, const hw::KernelTimer& timer, const Fabric& fabric, Time p2p) {
+  const auto kinds = stage_kinds(seq, counts);
+  ExecCosts costs;
+  costs.duration = [&](const ScheduleOp& op, int) -> Time {
+    switch (op.type) {
+      case ChunkOpType::F: return st.stage(kinds[static_cast<std::size_t>(op.fwd.stage)]).f;
+      case ChunkOpType::B: return st.stage(kinds[static_cast<std::size_t>(op.bwd.stage)]).b;
+      case ChunkOpType::W: return st.stage(kinds[static_cast<std::size_t>(op.bwd.stage)]).w;
+      case ChunkOpType::BW: return st.stage(kinds[static_cast<std::size_t>(op.bwd.stage)]).bw;
+      case ChunkOpType::FB:
+        return st.pair(kinds[static_cast<std::size_t>(op.fwd.stage)], kinds[static_cast<std::size_t>(op.bwd.stage)]);
+    }
+    return Time::zero();
+  };
+  costs.p2p = [p2p](int, int, bool) { return p2p; };
+  const ExecResult ex = execute(sched, costs);
+  const std::vector<Time> tail = tail_alone(in, sched, kinds, timer, fabric);
+  Time step = Time::zero();
+  for (int rk = 0; rk < sched.ranks; ++rk) {
+    Time ready = Time::zero();
+    for (int q = 0; q < sched.ranks; ++q)  // ranks holding the same stages sync together
+      if (sched.stages_of_rank(q) == sched.stages_of_rank(rk) && !ex.timeline[static_cast<std::size_t>(q)].empty())
+        ready = max(ready, ex.timeline[static_cast<std::size_t>(q)].back().end);
+    step = max(step, ready + tail[static_cast<std::size_t>(rk)]);
+  }
+  return step;
+}
+
+// Estimates every candidate and picks the smallest estimate (the first on a tie).
+PartitionChoice finish_choice(PartitionChoice choice, const std::vector<LayerKind>& seq, const StepInputs& in,
+                              const Schedule& sched, StageTimer& st, const hw::KernelTimer& timer,
+                              const Fabric& fabric, const std::vector<double>& sched_cost) {
+  const Time p2p = p2p_alone(fabric.topo, fabric.layout, activation_transfer_bytes(in));
+  for (std::size_t i = 0; i < choice.candidates.size(); ++i) {
+    auto& c = choice.candidates[i];
+    c.estimate = estimate_step(c.counts, seq, in, sched, st, timer, fabric, p2p);
+    if (c.estimate < choice.candidates[static_cast<std::size_t>(choice.chosen)].estimate)
+      choice.chosen = static_cast<int>(i);
+  }
+  choice.device_load_s =
+      device_loads(sched_cost, choice.candidates[static_cast<std::size_t>(choice.chosen)].counts, sched);
+  return choice;
+}
+
+PartitionChoice choose_partition(const std::vector<LayerKind>& seq, const std::vector<double>& op_cost,
+                                 const StepInputs& in, const Schedule& sched, StageTimer& st,
+                                 const hw::KernelTimer& timer, const Fabric& fabric) {
+  const std::vector<double> sched_cost = scheduled_layer_cost(seq, sched, st);
+  PartitionChoice choice;
+  auto add = [&](std::string method, std::vector<int> counts) {
+    for (const auto& c : choice.candidates)
+      if (c.counts == counts) return;
+    choice.candidates.push_back(PartitionCandidate{std::move(method), std::move(counts), Time::zero()});
+  };
+  if (!in.plan->layers_per_stage.empty()) {
+    add("given in the scenario", in.plan->layers_per_stage);
+    return finish_choice(choice, seq, in, sched, st, timer, fabric, sched_cost);
+  }
+  const std::vector<int> by_ops = partition_layers(op_cost, sched.stages);
+  const std::vector<int> by_chunk = partition_layers(sched_cost, sched.stages);
+  add("stages balanced by every operation's time", by_ops);
+  add("stages balanced by chunk time as scheduled", by_chunk);
+  add("devices balanced by chunk time, from the chunk-time stages", balance_devices(sched_cost, by_chunk, sched));
+  add("devices balanced by chunk time, from the operation-time stages", balance_devices(sched_cost, by_ops, sched));
+  return finish_choice(choice, seq, in, sched, st, timer, fabric, sched_cost);
+}
 
 void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& timer, const Fabric& fabric) {
   const ParallelPlan& plan = *in.plan;
@@ -334,8 +524,7 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   ci.program_w = &r.program_w;
   ci.program_bw = &r.program_bw;
   ci.fb_comm_order = r.fb_comm_order;
-  ci.activation_bytes = static_cast<double>(plan.micro_batch_size) * static_cast<double>(in.seq_len) *
-                        in.arch->hidden * 2.0 / (plan.sequence_parallel ? plan.tp : 1);
+  ci.activation_bytes = activation_transfer_bytes(in);
   ci.tail = tail_work(r, plan, timer);
   ci.slowdown = in.slowdown;
   const StepTraffic& traffic = fabric.traffic;
@@ -379,12 +568,7 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   r.events = cr.events;
   r.flows = cr.flows;
   r.collectives = cr.collectives;
-  if (plan.pp > 1) {
-    const sim::Route route = topo.route(layout.gpu(0, 0), layout.gpu(1, 0));
-    r.p2p_seconds = (topo.path_latency(layout.gpu(0, 0), layout.gpu(1, 0)) +
-                     Time::seconds(ci.activation_bytes / topo.links()[static_cast<std::size_t>(route.front())].capacity.value()))
-                        .to_seconds();
-  }
+  r.p2p_seconds = p2p_alone(topo, layout, ci.activation_bytes).to_seconds();
 }
 
 }  // namespace
@@ -454,34 +638,18 @@ void memory_per_rank(StepResult& r, const ParallelPlan& plan) {
 // Per stage: the chunk programs (F, B, W, BW) of its layers, each simulated
 // alone on one GPU's two streams (for the report), and its parameters,
 // activations and FLOPs from the layer accounting.
-void build_stages(StepResult& r, const std::map<LayerKind, std::vector<TimedOp>>& kind_ops,
-                  const std::vector<std::vector<std::vector<TimedOp>>>& stage_layers, const StepInputs& in,
-                  const OpContext& octx) {
+void build_stages(StepResult& r, const std::map<LayerKind, std::vector<TimedOp>>& kind_ops, StageTimer& timer,
+                  const StepInputs& in, const OpContext& octx) {
   const Architecture& arch = *in.arch;
   const ParallelPlan& plan = *in.plan;
-  const int stages = static_cast<int>(stage_layers.size());
-  for (int s = 0; s < stages; ++s) {
-    auto& sc = r.stages[static_cast<std::size_t>(s)];
-    const auto& L = stage_layers[static_cast<std::size_t>(s)];
-    ChunkProgram f = build_program(L, ChunkPass::Forward);
-    ChunkProgram b = build_program(L, ChunkPass::BackwardInput);
-    ChunkProgram w = build_program(L, ChunkPass::BackwardWeight);
-    ChunkProgram bw = build_program(L, ChunkPass::BackwardFull);
-    if (plan.tp_comm_overlap)
-      for (ChunkProgram* prog : {&f, &b, &w, &bw}) mark_tp_overlap(*prog);
-    const auto rf = simulate_chunks({&f});
-    const auto rb = simulate_chunks({&b});
-    const auto rw = simulate_chunks({&w});
-    const auto rbw = simulate_chunks({&bw});
-    sc.forward = rf.makespan;
-    sc.backward_input = rb.makespan;
-    sc.backward_weight = rw.makespan;
-    sc.backward_full = rbw.makespan;
+  for (auto& sc : r.stages) {
+    const StageTimer::Times& t = timer.stage(sc.layers);
+    sc.forward = t.f;
+    sc.backward_input = t.b;
+    sc.backward_weight = t.w;
+    sc.backward_full = t.bw;
     for (LayerKind k : sc.layers) {
-      const ParamCount pc = layer_params(arch, k);
-      const double routed = routed_expert_params(arch, k);
-      sc.expert_params_per_gpu += routed / plan.ep;
-      sc.params_per_gpu += (pc.total - routed) / plan.tp + routed / plan.ep;
+      add_layer_params(sc, arch, plan, k);
       sc.activations_per_microbatch += activation_bytes(arch, k, octx);
       for (const auto& t : kind_ops.at(k)) {
         sc.model_flops_per_microbatch += t.op.model_flops.value();
@@ -504,10 +672,10 @@ void build_stages(StepResult& r, const std::map<LayerKind, std::vector<TimedOp>>
         sc.transient = ByteCount(std::max(sc.transient.value(), tokens * arch.vocab / plan.tp * 6.0));
       }
     }
-    r.program_f.push_back(std::move(f));
-    r.program_b.push_back(std::move(b));
-    r.program_w.push_back(std::move(w));
-    r.program_bw.push_back(std::move(bw));
+    r.program_f.push_back(timer.program(sc.layers, ChunkPass::Forward));
+    r.program_b.push_back(timer.program(sc.layers, ChunkPass::BackwardInput));
+    r.program_w.push_back(timer.program(sc.layers, ChunkPass::BackwardWeight));
+    r.program_bw.push_back(timer.program(sc.layers, ChunkPass::BackwardFull));
   }
 }
 
@@ -573,30 +741,24 @@ StepResult simulate_step(const StepInputs& in) {
     r.layer_kinds.push_back(LayerTiming{k, timed});
   }
 
-  // ---- stage partition by compute cost of one micro-batch ----
-  const int stages = r.schedule.stages;
+  // ---- stage partition: candidates, each estimated; the best is simulated ----
   std::vector<double> layer_cost;
   for (LayerKind k : seq) {
     double c = 0;
     for (const auto& t : kind_ops[k]) c += t.duration.to_seconds();
     layer_cost.push_back(c);
   }
-  const std::vector<int> counts = partition_layers(layer_cost, stages);
+  StageTimer stage_timer(kind_ops, plan.tp_comm_overlap);
+  r.partition = choose_partition(seq, layer_cost, in, r.schedule, stage_timer, timer, fabric);
+  const std::vector<int> counts = r.partition.candidates[static_cast<std::size_t>(r.partition.chosen)].counts;
 
   // ---- chunk programs and their durations per stage ----
-  std::vector<std::vector<std::vector<TimedOp>>> stage_layers(static_cast<std::size_t>(stages));
-  {
-    std::size_t li = 0;
-    for (int s = 0; s < stages; ++s) {
-      StageCost sc;
-      for (int c = 0; c < counts[static_cast<std::size_t>(s)]; ++c, ++li) {
-        sc.layers.push_back(seq[li]);
-        stage_layers[static_cast<std::size_t>(s)].push_back(kind_ops[seq[li]]);
-      }
-      r.stages.push_back(sc);
-    }
+  for (auto& kinds : stage_kinds(seq, counts)) {
+    StageCost sc;
+    sc.layers = std::move(kinds);
+    r.stages.push_back(std::move(sc));
   }
-  build_stages(r, kind_ops, stage_layers, in, octx);
+  build_stages(r, kind_ops, stage_timer, in, octx);
   pair_costs(r);
   run_cluster(in, r, timer, fabric);
 

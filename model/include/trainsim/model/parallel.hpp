@@ -3,6 +3,7 @@
 // value separate from the architecture and the hardware (as in Calculon); a
 // function that needs all three takes all three.
 #include <string>
+#include <vector>
 
 namespace trainsim::model {
 
@@ -35,6 +36,9 @@ struct ParallelPlan {
   // tp_comm_overlap; needs sequence parallelism).
   bool tp_comm_overlap = false;
   int comm_sms = 0;           // SMs reserved for communication kernels
+  // Layers (embedding, decoder layers, head, MTP modules, in model order) of
+  // each stage; empty: searched (partition.hpp).
+  std::vector<int> layers_per_stage;
 };
 
 }  // namespace trainsim::model

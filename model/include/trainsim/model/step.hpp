@@ -28,6 +28,7 @@
 #include "trainsim/model/cluster_exec.hpp"
 #include "trainsim/model/moe_traffic.hpp"
 #include "trainsim/model/parallel.hpp"
+#include "trainsim/model/partition.hpp"
 #include "trainsim/model/pipeline_exec.hpp"
 #include "trainsim/model/schedule.hpp"
 #include "trainsim/model/workload.hpp"
@@ -99,6 +100,7 @@ struct LayerTiming {
 struct StepResult {
   std::vector<LayerTiming> layer_kinds;  // one entry per distinct layer kind
   std::vector<StageCost> stages;
+  PartitionChoice partition;  // how the layers were cut into stages (partition.hpp)
   // Per stage: the chunk programs (forward, input backward, weight backward,
   // full backward) whose simulation gave the stage's chunk times; kept so a
   // trace can replay any chunk kernel by kernel.
@@ -133,11 +135,6 @@ struct StepResult {
   std::vector<std::string> link_names;    // with StepInputs::record: topology link names
 };
 
-// Contiguous partition of the model's layers (embedding, decoders, head, MTP)
-// into `stages` stages minimising the largest stage cost. `cost[i]` is the
-// cost of layer i; throws std::invalid_argument if there are fewer layers
-// than stages.
-std::vector<int> partition_layers(const std::vector<double>& cost, int stages);
 
 // The model's layer sequence: Embedding, dense layers, MoE layers, Head, MTP modules.
 std::vector<LayerKind> layer_sequence(const Architecture& arch);
