@@ -1,0 +1,102 @@
+// The HTML page of `trainsim simulate --html`: self-contained, its charts
+// present, drawn from the simulation, its numbers the report's, and the same
+// bytes for the same input. (The page rendered in a real browser is
+// tests/browser/check_page.sh.)
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <string>
+
+#include "trainsim/app/html_report.hpp"
+#include "trainsim/app/report.hpp"
+#include "trainsim/app/scenario.hpp"
+#include "trainsim/common/json_reader.hpp"
+
+using namespace trainsim;
+
+namespace {
+
+std::size_t count(const std::string& s, const std::string& what) {
+  std::size_t n = 0;
+  for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + what.size())) ++n;
+  return n;
+}
+
+// DeepSeek-V3's default scenario with 32 micro-batches per step instead of
+// 120 (global batch 4096 over dp 128), to keep the test quick; still DualPipe
+// over 16 ranks with every kind of op and flow.
+app::Simulation small_v3(bool record) {
+  Json j = parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/deepseek-v3-pretrain.json");
+  j["training"]["global_batch_size"] = 4096;
+  app::SimulateOptions opt;
+  opt.record = record;
+  return app::simulate(app::parse_scenario(j, "v3-small.json"), opt);
+}
+
+}  // namespace
+
+TEST_SUITE("unit") {
+TEST_CASE("simulate --html page: self-contained, charts present, numbers from the report") {
+  const app::Simulation sim = small_v3(true);
+  const Json r = app::make_report(sim);
+  const std::string page = app::simulate_html(r, sim);
+  // Self-contained: no script, no stylesheet or font link, no fetched URL.
+  // Links only to anchors of the page itself.
+  CHECK(page.find("<script") == std::string::npos);
+  CHECK(page.find("<link") == std::string::npos);
+  CHECK(page.find("@import") == std::string::npos);
+  CHECK(page.find("src=") == std::string::npos);
+  CHECK(count(page, "href=") == count(page, "href=\"#"));
+  CHECK(count(page, "url(") == count(page, "url(#"));
+  // The three charts and the tables.
+  for (const char* id : {"id=\"timeline\"", "id=\"breakdown\"", "id=\"memory\"", "class=\"cost-table\"",
+                         "class=\"ops-table\"", "class=\"calibration-table\"", "id=\"assumptions-section\""})
+    CHECK_MESSAGE(page.find(id) != std::string::npos, id);
+  // One drawn op per executed schedule op, one idle band and one memory bar per rank.
+  std::size_t ops = 0;
+  for (const auto& rank : sim.step.exec.timeline) ops += rank.size();
+  CHECK(count(page, "<g class=\"op op-") == ops);
+  CHECK(count(page, "<rect class=\"idle\"") == 16);
+  CHECK(count(page, "class=\"bar-part part-0\"") == 16 + 1);  // memory activations per rank + compute
+  CHECK(count(page, "class=\"fb-forward\"") == count(page, "class=\"op op-FB\""));
+  CHECK(count(page, "class=\"op op-FB\"") > 0);
+  // Recorded flows: pipeline transfers and collectives on every rank's lanes.
+  CHECK(page.find("class=\"flow flow-p2p") != std::string::npos);
+  CHECK(page.find("class=\"flow flow-ep-dispatch") != std::string::npos);
+  CHECK(page.find("class=\"tail part-7\"") != std::string::npos);
+  // Numbers are the report's, formatted: step time to 3 decimals, every
+  // rank's memory total to 1, the whole-run cost in whole dollars.
+  CHECK(page.find(fmt::format("{:.3f} s", r["step_time_s"].get<double>())) != std::string::npos);
+  for (const auto& pr : r["memory"]["per_rank"])
+    CHECK(page.find(fmt::format("{:.1f} GiB, ", pr["total_gib"].get<double>())) != std::string::npos);
+  const double cost = r["total_cost_usd"].get<double>();
+  CHECK(page.find(fmt::format("{:.2f}M", cost / 1e6)) != std::string::npos);
+  // Deterministic.
+  CHECK(app::simulate_html(r, sim) == page);
+}
+
+TEST_CASE("simulate --html page: without recorded kernels the timeline still has every op") {
+  const app::Simulation sim = small_v3(false);
+  const Json r = app::make_report(sim);
+  const std::string page = app::simulate_html(r, sim);
+  std::size_t ops = 0;
+  for (const auto& rank : sim.step.exec.timeline) ops += rank.size();
+  CHECK(count(page, "<g class=\"op op-") == ops);
+  CHECK(page.find("class=\"flow ") == std::string::npos);
+  CHECK(page.find("drawn only from a recorded simulation") != std::string::npos);
+}
+
+TEST_CASE("html building blocks: tables escape nothing themselves, bars scale to the chart") {
+  const std::string t = app::html_table({"a", "b"}, {{"x", "1"}}, {false, true}, "t");
+  CHECK(t.find("<table class=\"t\">") == 0);
+  CHECK(t.find("<td class=\"n\">1</td>") != std::string::npos);
+  app::BarChart c{.id = "c", .rows = {}, .scale_max = 10, .marker = 5, .marker_text = "half", .unit = "u"};
+  c.rows.push_back({"row", {{"p", 5, "5 u", "part-0"}, {"q", 5, "5 u", "part-1"}}, "10 u"});
+  const std::string svg = app::stacked_bar_svg(c);
+  CHECK(count(svg, "class=\"bar-part") == 2);
+  // Layout: bars from x = 150 to 1000 - 170 = 830, so 5 of 10 is 340 wide.
+  CHECK(svg.find("width=\"340.00\"") != std::string::npos);
+  CHECK(svg.find(">half</text>") != std::string::npos);
+}
+}
