@@ -34,14 +34,14 @@ nav a{color:#2f5d9a;margin-right:12px;text-decoration:none;font-size:13px}
 .figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:8px;margin:10px 0}
 .figure{background:#fff;border:1px solid #d6d6d0;border-radius:6px;padding:8px 12px}
 .figure .value{font-size:21px;font-weight:600}.figure .caption{color:#555;font-size:12px}
-section{background:#fff;border:1px solid #d6d6d0;border-radius:6px;padding:12px 16px;margin:12px 0}
+section{background:#fff;border:1px solid #d6d6d0;border-radius:6px;padding:12px 16px;margin:12px 0;overflow-x:auto}
 p{margin:4px 0 8px}.note{color:#555;font-size:12.5px}
 svg.chart{display:block;width:100%;height:auto}
 svg text{font-family:"DejaVu Sans",Helvetica,Arial,sans-serif}
 table{border-collapse:collapse;font-size:12.5px;margin:4px 0 8px}
 th,td{padding:2px 8px;border-bottom:1px solid #e6e6e2;text-align:left;vertical-align:top}
-th{background:#f0f0ec;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:4px 24px}
+th{background:#f0f0ec;font-weight:600}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}td.n{white-space:nowrap}
+.grid2{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:4px 24px}.grid2>*{min-width:0;overflow-x:auto}
 .legend{display:flex;flex-wrap:wrap;gap:4px 16px;font-size:12.5px;margin:6px 0}
 .swatch{display:inline-block;width:14px;height:11px;margin-right:5px;border:1px solid #333;vertical-align:-1px}
 .critical{font-weight:700}.bad{color:#b00020;font-weight:700}.good{color:#1b7a2f;font-weight:700}
@@ -114,7 +114,7 @@ namespace {
 
 // Geometry of a bar chart (viewBox units).
 struct BarLayout {
-  double width = 1000, left = 150, right = 170, top = 8, pitch = 24, bar_h = 17;
+  double width = 1000, left = 150, right = 200, top = 8, pitch = 24, bar_h = 17;
   double x(double v, double max) const { return left + (max > 0 ? v / max : 0) * (width - left - right); }
 };
 
@@ -166,9 +166,10 @@ std::string stacked_bar_svg(const BarChart& c) {
                      x, l.top - 4, plot_bottom, c.marker_text);
   }
   bar_axis(c, l, plot_bottom, o);
-  o += "</svg>\n<div class=\"legend\">";
-  if (!c.rows.empty())
-    for (const BarPart& p : c.rows.front().parts) o += swatch(p.css_class, "", xml_escape(p.label));
+  o += "</svg>\n";
+  if (!c.legend || c.rows.empty()) return o;
+  o += "<div class=\"legend\">";
+  for (const BarPart& p : c.rows.front().parts) o += swatch(p.css_class, "", xml_escape(p.label));
   return o + "</div>\n";
 }
 
@@ -457,8 +458,13 @@ std::string timeline_section(const json& r, const Simulation& sim) {
   o += timeline_svg(r, sim) + timeline_legend(sim);
   if (sim.step.transfers.empty())
     o += "<p class=\"note\">Transfers and the gradient-sync tail are drawn only from a recorded simulation.</p>\n";
-  o += "<h3>Pipeline stages (each chunk simulated alone)</h3>\n" + stages_table(pipe);
-  std::vector<std::vector<std::string>> bubbles;
+  return o;
+}
+
+std::string stages_section(const json& r) {
+  const json& pipe = r.at("pipeline");
+  std::string o = "<p>The layers of each stage and its chunks' times for one micro-batch, each chunk simulated "
+                  "alone.</p>\n" + stages_table(pipe);
   std::string row;
   for (const auto& b : pipe.at("bubble_per_rank_s")) row += (row.empty() ? "" : ", ") + fixed(b.get<double>(), 3);
   o += fmt::format("<p class=\"note\">Bubble per rank (s): {}. Pipeline transfers in all: {} s.</p>\n", row,
@@ -477,18 +483,20 @@ std::string breakdown_section(const json& r) {
       {"other", num(b, "other_s")}};
   const char* classes[] = {"part-0", "part-1", "part-2", "part-3", "part-4", "part-5", "part-6", "part-7", "part-8"};
   BarChart c{.id = "breakdown", .rows = {}, .scale_max = num(r, "step_time_s"), .marker = -1, .marker_text = "", .unit = "s"};
+  c.legend = false;  // the table under the bar is its legend
   BarRow row{.label = fmt::format("rank {}", b.at("rank").get<int>()), .parts = {},
              .total_text = fixed(num(r, "step_time_s"), 3) + " s"};
-  std::vector<std::vector<std::string>> rows;
+  std::vector<std::string> head, secs;
   for (std::size_t i = 0; i < std::size(parts); ++i) {
     row.parts.push_back({parts[i].first, parts[i].second, fixed(parts[i].second, 3) + " s", classes[i]});
-    rows.push_back({swatch(classes[i], "", parts[i].first), fixed(parts[i].second, 3)});
+    head.push_back(swatch(classes[i], "", parts[i].first));
+    secs.push_back(fixed(parts[i].second, 3));
   }
-  rows.push_back({"<b>step time</b>", "<b>" + fixed(num(r, "step_time_s"), 3) + "</b>"});
+  head.push_back("step time");
+  secs.push_back("<b>" + fixed(num(r, "step_time_s"), 3) + "</b>");
   c.rows.push_back(std::move(row));
-  return fmt::format("<p>Seconds of one step on pipeline rank {}, the rank that ends the step ({}).</p>\n",
-                     b.at("rank").get<int>(), text(b, "note")) +
-         stacked_bar_svg(c) + html_table({"part", "seconds"}, rows, {false, true}, "breakdown-table");
+  return fmt::format("<p>Pipeline rank {}: {}.</p>\n", b.at("rank").get<int>(), text(b, "note")) + stacked_bar_svg(c) +
+         html_table(head, {secs}, std::vector<bool>(head.size(), true), "breakdown-table");
 }
 
 std::string memory_section(const json& r) {
@@ -637,6 +645,7 @@ std::string simulate_html(const json& r, const Simulation& sim) {
   page.section("breakdown-section", "Where the step goes", breakdown_section(r));
   page.section("memory-section", "Memory per GPU", memory_section(r));
   page.section("cost-section", "Whole-run cost", cost_section(r));
+  page.section("stages-section", "Pipeline stages", stages_section(r));
   page.section("cluster-section", "What bounded the cluster", cluster_section(r));
   page.section("operations-section", "Operations by layer kind", operations_section(r));
   page.section("calibration-section", "Calibration", calibration_section(r));

@@ -95,8 +95,8 @@ TEST_CASE("html building blocks: tables escape nothing themselves, bars scale to
   c.rows.push_back({"row", {{"p", 5, "5 u", "part-0"}, {"q", 5, "5 u", "part-1"}}, "10 u"});
   const std::string svg = app::stacked_bar_svg(c);
   CHECK(count(svg, "class=\"bar-part") == 2);
-  // Layout: bars from x = 150 to 1000 - 170 = 830, so 5 of 10 is 340 wide.
-  CHECK(svg.find("width=\"340.00\"") != std::string::npos);
+  // Layout: bars from x = 150 to 1000 - 200 = 800, so 5 of 10 is 325 wide.
+  CHECK(svg.find("width=\"325.00\"") != std::string::npos);
   CHECK(svg.find(">half</text>") != std::string::npos);
 }
 }

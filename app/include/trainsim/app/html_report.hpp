@@ -38,7 +38,7 @@ struct BarPart {
 struct BarRow {
   std::string label;       // left of the bar
   std::vector<BarPart> parts;
-  std::string total_text;  // right of the bar
+  std::string total_text;  // right of the bars
 };
 
 struct BarChart {
@@ -48,9 +48,11 @@ struct BarChart {
   double marker = -1;       // a vertical line at this value (e.g. capacity); < 0: none
   std::string marker_text;  // its label
   std::string unit;         // axis unit, e.g. "GiB"
+  bool legend = true;       // a legend of the first row's parts under the chart
 };
 
-// Horizontal stacked bars, one row each, with a legend of the first row's parts.
+// Horizontal stacked bars, one row each, its total right of the bars, and
+// (with `legend`) a legend of the first row's parts.
 std::string stacked_bar_svg(const BarChart& chart);
 
 // A table; cells are HTML (escape text with xml_escape, schedule_study.hpp). `numeric` columns are
