@@ -55,7 +55,7 @@ pre{font-size:11.5px;background:#f7f7f4;padding:8px;overflow:auto}
 @page{size:A4 landscape;margin:10mm}
 @media print{body{background:#fff;font-size:10pt}main{max-width:none;padding:0}nav{display:none}
 section{border:none;padding:0;margin:8px 0 14px}.figure{border-color:#999}
-svg.chart,tr,.figures,.legend{break-inside:avoid}h2,h3{break-after:avoid}}
+.figures{grid-template-columns:repeat(7,1fr)}svg.chart,tr,.figures,.legend{break-inside:avoid}h2,h3{break-after:avoid}}
 )css";
 
 std::string fixed(double v, int decimals) {
@@ -403,13 +403,17 @@ std::string timeline_legend(const Simulation& sim) {
       o += "<span>" + keys + fmt::format("<i class=\"swatch\" style=\"background:{}\"></i>{}</span>", op_colour(fill, 0, shades), name);
     }
   o += swatch("idle-key", "", "idle: pipeline bubble or waiting");
-  if (!sim.step.transfers.empty()) {
-    o += swatch("part-7", "", "data-parallel gradient sync");
-    o += swatch("part-4", "", "pipeline transfer (upper lane)");
-    o += swatch("part-1", "", "EP dispatch");
-    o += swatch("part-2", "", "EP combine");
-    o += swatch("part-3", "", "TP collective");
-    o += swatch("part-5", "", "DP collective");
+  // Flow kinds that occur, in the order of flow_class's colours.
+  const std::pair<model::CommKind, const char*> flows[] = {
+      {model::CommKind::None, "pipeline transfer (upper lane)"}, {model::CommKind::EpDispatch, "EP dispatch"},
+      {model::CommKind::EpCombine, "EP combine"}, {model::CommKind::TpAllReduce, "TP collective"},
+      {model::CommKind::DpReduceScatter, "DP collective"}};
+  for (const auto& [kind, name] : flows) {
+    const std::string cls = flow_class(kind);
+    const bool present = std::any_of(sim.step.transfers.begin(), sim.step.transfers.end(),
+                                     [&](const auto& t) { return flow_class(t.kind) == cls; });
+    if (present) o += swatch(cls.substr(cls.rfind(' ') + 1), "", name);
+    if (present && kind == model::CommKind::DpReduceScatter) o += swatch("part-7", "", "data-parallel gradient sync");
   }
   return o + "</div>\n";
 }
