@@ -473,6 +473,14 @@ std::string stages_section(const json& r) {
   for (const auto& b : pipe.at("bubble_per_rank_s")) row += (row.empty() ? "" : ", ") + fixed(b.get<double>(), 3);
   o += fmt::format("<p class=\"note\">Bubble per rank (s): {}. Pipeline transfers in all: {} s.</p>\n", row,
                    fixed(num(pipe, "p2p_transfer_s"), 4));
+  std::vector<std::vector<std::string>> pairs;
+  for (const auto& p : pipe.at("overlapped_pairs"))
+    pairs.push_back({fmt::format("{}", p.at("forward_stage").get<int>()), fmt::format("{}", p.at("backward_stage").get<int>()),
+                     fixed(num(p, "duration_ms"), 2), fixed(num(p, "compute_busy_ms"), 2), fixed(num(p, "comm_busy_ms"), 2)});
+  if (!pairs.empty())
+    o += "<h3>Overlapped forward &amp; backward pairs (each simulated alone)</h3>\n" +
+         html_table({"forward stage", "backward stage", "ms", "compute stream busy ms", "communication stream busy ms"},
+                    pairs, {true, true, true, true, true}, "pairs-table");
   return o;
 }
 
