@@ -26,6 +26,7 @@
 #include "trainsim/kernels/cuda_device.hpp"
 #include "trainsim/common/error.hpp"
 #include "trainsim/common/json_reader.hpp"
+#include "trainsim/common/progress.hpp"
 #include "trainsim/hardware/gpu.hpp"
 #include "trainsim/model/architecture.hpp"
 
@@ -240,8 +241,14 @@ int main(int argc, char** argv) {
         opt.gemm_shapes = grid.gemm_shapes;
         opt.attention_seqs = grid.attention_seqs;
       }
-      opt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
+      // A progress bar on a terminal (every measured point); quiet in pipes and CI.
+      trainsim::Progress bar("calibrate: measuring CPU kernels", 0, true);
+      opt.measured = [&bar](std::size_t, std::size_t total) {
+        bar.set_total(total);
+        bar.advance();
+      };
       const auto profile = trainsim::calibrate::calibrate_cpu(opt);
+      bar.finish();
       trainsim::hw::parse_profile(profile, out_file);  // what we write must load
       write_atomically(out_file, profile.dump(1) + "\n");
       std::cout << fmt::format("wrote {} (CPU GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
