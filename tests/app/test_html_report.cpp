@@ -6,6 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "trainsim/app/html_report.hpp"
@@ -98,5 +102,35 @@ TEST_CASE("html building blocks: tables escape nothing themselves, bars scale to
   // Layout: bars from x = 150 to 1000 - 200 = 800, so 5 of 10 is 325 wide.
   CHECK(svg.find("width=\"325.00\"") != std::string::npos);
   CHECK(svg.find(">half</text>") != std::string::npos);
+}
+}
+
+TEST_SUITE("golden") {
+TEST_CASE("CLI: simulate --html writes one page; an unwritable path exits 2 and writes nothing") {
+  namespace fs = std::filesystem;
+  const std::string bin = std::string(TRAINSIM_BINARY_DIR) + "/trainsim";
+  const fs::path dir = fs::path(TRAINSIM_BINARY_DIR) / "cli-test-html";
+  fs::create_directories(dir);
+  const fs::path page = dir / "mini.html", rep = dir / "mini.json";
+  fs::remove(page);
+  const std::string scenario = std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/cpu-mini-moe.json";
+  const std::string cmd = bin + " simulate " + scenario + " --quiet --html " + page.string() + " --report " + rep.string();
+  const int status = std::system(cmd.c_str());
+  REQUIRE(status != -1);
+  CHECK(WEXITSTATUS(status) == 0);
+  std::ifstream in(page);
+  std::stringstream text;
+  text << in.rdbuf();
+  CHECK(text.str().rfind("<!DOCTYPE html>", 0) == 0);
+  CHECK(text.str().find("id=\"timeline\"") != std::string::npos);
+  CHECK(parse_json_file(rep.string())["schema_version"] == app::kReportSchemaVersion);
+  // A directory that does not exist: exit 2 before simulating, no report either.
+  fs::remove(rep);
+  const std::string bad = bin + " simulate " + scenario + " --quiet --report " + rep.string() + " --html " +
+                          (dir / "missing" / "x.html").string() + " 2>" + (dir / "err.txt").string();
+  const int status2 = std::system(bad.c_str());
+  REQUIRE(status2 != -1);
+  CHECK(WEXITSTATUS(status2) == 2);
+  CHECK_FALSE(fs::exists(rep));
 }
 }
