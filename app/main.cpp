@@ -13,6 +13,7 @@
 
 #include "trainsim/app/collective_study.hpp"
 #include "trainsim/app/fabric_study.hpp"
+#include "trainsim/app/html_report.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
@@ -25,6 +26,7 @@
 #include "trainsim/kernels/cuda_device.hpp"
 #include "trainsim/common/error.hpp"
 #include "trainsim/common/json_reader.hpp"
+#include "trainsim/common/progress.hpp"
 #include "trainsim/hardware/gpu.hpp"
 #include "trainsim/model/architecture.hpp"
 
@@ -69,6 +71,9 @@ int main(int argc, char** argv) {
   simulate->add_option("--calibration", calibration_override,
                        "calibration profile to use instead of the scenario's (a name in data/calibration or a file)");
   simulate->add_flag("--quiet", quiet, "do not print the summary");
+  std::string html_file;
+  simulate->add_option("--html", html_file,
+                       "write the report as one self-contained HTML page (timeline, breakdown, memory, cost)");
   std::string fidelity = "auto";
   simulate->add_option("--fidelity", fidelity,
                        "auto | full | collapsed: simulate every GPU (full), or one replica per pipeline rank "
@@ -166,21 +171,24 @@ int main(int argc, char** argv) {
     if (*simulate) {
       check_writable(report_file);
       check_writable(trace_file);
+      check_writable(html_file);
       auto scenario = trainsim::app::load_scenario(scenario_file);
       if (!calibration_override.empty()) scenario.calibration = calibration_override;
       trainsim::app::SimulateOptions opts;
       opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
                                                 : trainsim::app::FidelityChoice::Auto;
-      opts.record = !trace_file.empty();
+      opts.record = !trace_file.empty() || !html_file.empty();
       const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim);
       // Build every output before writing any of them.
       const std::string report_text = report.dump(2) + "\n";
       std::string trace_text;
       if (!trace_file.empty()) trace_text = trainsim::app::chrome_trace(sim).dump() + "\n";
+      const std::string html_text = html_file.empty() ? "" : trainsim::app::simulate_html(report, sim);
       if (!report_file.empty()) write_atomically(report_file, report_text);
       if (!trace_file.empty()) write_atomically(trace_file, trace_text);
+      if (!html_file.empty()) write_atomically(html_file, html_text);
       if (!quiet) std::cout << trainsim::app::summary_text(report);
     } else if (*calibrate && import_file.empty()) {
       check_writable(out_file);
@@ -233,8 +241,14 @@ int main(int argc, char** argv) {
         opt.gemm_shapes = grid.gemm_shapes;
         opt.attention_seqs = grid.attention_seqs;
       }
-      opt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
+      // A progress bar on a terminal (every measured point); quiet in pipes and CI.
+      trainsim::Progress bar("calibrate: measuring CPU kernels", 0, true);
+      opt.measured = [&bar](std::size_t, std::size_t total) {
+        bar.set_total(total);
+        bar.advance();
+      };
       const auto profile = trainsim::calibrate::calibrate_cpu(opt);
+      bar.finish();
       trainsim::hw::parse_profile(profile, out_file);  // what we write must load
       write_atomically(out_file, profile.dump(1) + "\n");
       std::cout << fmt::format("wrote {} (CPU GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,

@@ -165,6 +165,7 @@ nlohmann::json make_report(const Simulation& sim) {
   const double total_gpu_hours = run_seconds * gpus / 3600.0;
 
   nlohmann::json r;
+  r["schema_version"] = kReportSchemaVersion;
   r["scenario_name"] = sc.name;
   r["step_time_s"] = step_s;
   r["tokens_per_step"] = tokens_step;
@@ -217,6 +218,11 @@ nlohmann::json make_report(const Simulation& sim) {
   for (const auto& m : st.memory)
     per_rank.push_back({{"rank", m.rank},
                         {"total_gib", gib(m.total_bytes())},
+                        {"weights_gib", gib(m.weights_bytes)},
+                        {"gradients_gib", gib(m.gradients_bytes)},
+                        {"optimizer_gib", gib(m.optimizer_bytes)},
+                        {"activations_gib", gib(m.activations_bytes)},
+                        {"transient_gib", gib(m.transient_bytes)},
                         {"activation_microbatches_in_flight", m.activation_chunks_peak}});
   mem["per_rank"] = per_rank;
   r["memory"] = mem;

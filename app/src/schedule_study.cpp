@@ -348,7 +348,9 @@ Palette palette(ChunkOpType t) {
 // Shade k of n, from 0 (light) to 1 (deep).
 double depth(int k, int n) { return n <= 1 ? 0.0 : static_cast<double>(k) / static_cast<double>(n - 1); }
 
-std::string colour(ChunkOpType t, int shade, int shades) {
+}  // namespace
+
+std::string op_colour(ChunkOpType t, int shade, int shades) {
   const Palette pal = palette(t);
   const double d = depth(shade, shades);
   auto mix = [d](int a, int b) { return static_cast<int>(std::lround(a + (b - a) * d)); };
@@ -356,12 +358,16 @@ std::string colour(ChunkOpType t, int shade, int shades) {
                      mix(pal.light.b, pal.deep.b));
 }
 
-const char* text_colour(int shade, int shades) { return depth(shade, shades) >= 0.5 ? "#ffffff" : "#000000"; }
+const char* op_text_colour(int shade, int shades) { return depth(shade, shades) >= 0.5 ? "#ffffff" : "#000000"; }
+
+namespace {
 
 std::string f2(double v) {
   if (std::abs(v) < 0.005) return "0.00";  // no "-0.00"
   return fmt::format("{:.2f}", v);
 }
+
+}  // namespace
 
 std::string xml_escape(const std::string& s) {
   std::string o;
@@ -386,8 +392,6 @@ double tick_step(double span, int max_ticks) {
     if (m * p >= raw) return m * p;
   return 10.0 * p;
 }
-
-}  // namespace
 
 std::string study_svg(const StudyResult& r) {
   const auto& p = r.params;
@@ -512,19 +516,19 @@ std::string study_svg(const StudyResult& r) {
       o += fmt::format("<g><title>rank {}: {} [{}] {} - {}</title>\n", k, xml_escape(model::describe(op)),
                        xml_escape(op.phase), num(to_units(t.start)), num(to_units(t.end)));
       o += fmt::format("<rect class=\"op\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n", f2(x0),
-                       f2(y), f2(w), f2(row_h), colour(fill_type, shade, shades));
+                       f2(y), f2(w), f2(row_h), op_colour(fill_type, shade, shades));
       auto text_at = [&](double cx, double cw, int number, int sh) {
         const std::string txt = std::to_string(number);
         const double fs = std::clamp((cw - 2.0) / (0.62 * static_cast<double>(txt.size())), 5.0, 15.0);
         o += fmt::format(
             "<text x=\"{}\" y=\"{}\" font-size=\"{}\" text-anchor=\"middle\" stroke=\"none\" fill=\"{}\">{}</text>\n",
-            f2(cx), f2(y + row_h / 2.0 + fs * 0.36), f2(fs), text_colour(sh, shades), txt);
+            f2(cx), f2(y + row_h / 2.0 + fs * 0.36), f2(fs), op_text_colour(sh, shades), txt);
       };
       if (op.type == ChunkOpType::FB) {
         const int fshade = shade_of(op.fwd, k);
         const double wf = w * fwd_share;
         o += fmt::format("<rect class=\"fb-forward\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\"/>\n",
-                         f2(x0), f2(y), f2(wf), f2(row_h), colour(ChunkOpType::F, fshade, shades));
+                         f2(x0), f2(y), f2(wf), f2(row_h), op_colour(ChunkOpType::F, fshade, shades));
         text_at(x0 + wf / 2.0, wf, op.fwd.microbatch, fshade);
         text_at(x0 + wf + (w - wf) / 2.0, w - wf, op.bwd.microbatch, shade);
       } else {
@@ -569,17 +573,17 @@ std::string study_svg(const StudyResult& r) {
         o += fmt::format(
             "<rect class=\"legend-swatch\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
             "stroke=\"#000000\"/>\n",
-            f2(lx), f2(legend_y), f2(sw * 1.6), f2(sh), colour(ChunkOpType::BW, shade, shades));
+            f2(lx), f2(legend_y), f2(sw * 1.6), f2(sh), op_colour(ChunkOpType::BW, shade, shades));
         o += fmt::format(
             "<rect class=\"legend-swatch\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
             "stroke=\"#000000\"/>\n",
-            f2(lx), f2(legend_y), f2(sw * 1.6 * fwd_share), f2(sh), colour(ChunkOpType::F, shade, shades));
+            f2(lx), f2(legend_y), f2(sw * 1.6 * fwd_share), f2(sh), op_colour(ChunkOpType::F, shade, shades));
         lx += sw * 1.6;
       } else {
         o += fmt::format(
             "<rect class=\"legend-swatch\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" "
             "stroke=\"#000000\"/>\n",
-            f2(lx), f2(legend_y), f2(sw), f2(sh), colour(type, shade, shades));
+            f2(lx), f2(legend_y), f2(sw), f2(sh), op_colour(type, shade, shades));
         lx += sw;
       }
     }

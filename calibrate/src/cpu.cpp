@@ -105,6 +105,15 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     for (int m : ms)
       for (int n : ns)
         for (int k : ks) shapes.push_back({m, n, k});
+  const std::vector<int> seqs = !opt.attention_seqs.empty() ? opt.attention_seqs
+                                : opt.quick                   ? std::vector<int>{128, 320}
+                                                              : std::vector<int>{128, 256, 448};
+  const std::vector<std::size_t> sizes = opt.quick ? std::vector<std::size_t>{1u << 18, 1u << 22}
+                                                   : std::vector<std::size_t>{1u << 18, 1u << 20, 1u << 22};
+  std::size_t done = 0;
+  auto measured = [&, total = shapes.size() + seqs.size() + sizes.size()] {
+    if (opt.measured) opt.measured(++done, total);
+  };
   say(fmt::format("GEMM: {} shapes x {} repeats", shapes.size(), repeats));
   std::vector<Eigen::Vector3d> gx;
   std::vector<double> gt;
@@ -117,6 +126,7 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     gx.push_back(detail::wave_features(m, n, k, 1, 1, tiling));
     gt.push_back(t);
     gemm_points.push_back({{"m", m}, {"n", n}, {"k", k}, {"measured_us", t * 1e6}});
+    measured();
   }
   const Eigen::Vector3d cg = detail::fit_relative<3>(gx, gt);
   double g_sum = 0, g_max = 0;
@@ -133,9 +143,6 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
   const double gemm_rate = 2.0 * tiling.tile_m * tiling.tile_n / cg(2);
 
   // ---- Attention (causal, MLA-like head dims scaled down) ----
-  const std::vector<int> seqs = !opt.attention_seqs.empty() ? opt.attention_seqs
-                                : opt.quick                   ? std::vector<int>{128, 320}
-                                                              : std::vector<int>{128, 256, 448};
   say(fmt::format("attention: {} sequence lengths x {} repeats, forward and backward", seqs.size(), repeats));
   std::vector<Eigen::Vector2d> fx, bx;
   std::vector<double> ft, bt;
@@ -166,13 +173,12 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     bt.push_back(tb);
     attn_points.push_back({{"seq", seq}, {"heads", s.heads}, {"dqk", s.dqk}, {"dv", s.dv},
                            {"forward_us", tf * 1e6}, {"backward_us", tb * 1e6}});
+    measured();
   }
   const Eigen::Vector2d cf = detail::fit_relative<2>(fx, ft);
   const Eigen::Vector2d cb = detail::fit_relative<2>(bx, bt);
 
   // ---- Memory-bound (stream triad) ----
-  const std::vector<std::size_t> sizes = opt.quick ? std::vector<std::size_t>{1u << 18, 1u << 22}
-                                                   : std::vector<std::size_t>{1u << 18, 1u << 20, 1u << 22};
   say(fmt::format("memory: {} sizes x {} repeats", sizes.size(), repeats));
   std::vector<Eigen::Vector2d> mx;
   std::vector<double> mt;
@@ -186,6 +192,7 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     mx.push_back(Eigen::Vector2d(1.0, bytes));
     mt.push_back(t);
     mem_points.push_back({{"bytes", bytes}, {"measured_us", t * 1e6}});
+    measured();
   }
   const Eigen::Vector2d cm = detail::fit_relative<2>(mx, mt);
   const double bandwidth = 1.0 / cm(1);

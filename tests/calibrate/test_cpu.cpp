@@ -56,6 +56,22 @@ TEST_CASE("CPU calibration writes a loadable profile with the device, the points
   CHECK(p.device.peak(Precision::BF16).value() == doctest::Approx(p.ref_peak_gemm_flops));
 }
 
+TEST_CASE("CPU calibration reports every measured point, done of total, in order (progress bar)") {
+  calibrate::CpuCalibrationOptions o;
+  o.quick = true;
+  o.gemm_shapes = {{32, 32, 32}, {32, 64, 32}};
+  o.attention_seqs = {16, 32};
+  std::vector<std::pair<std::size_t, std::size_t>> calls;
+  o.measured = [&](std::size_t done, std::size_t total) { calls.emplace_back(done, total); };
+  calibrate::calibrate_cpu(o);
+  // 2 GEMM shapes + 2 sequence lengths + 2 memory sizes (quick) = 6 points.
+  REQUIRE(calls.size() == 6);
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    CHECK(calls[i].first == i + 1);
+    CHECK(calls[i].second == 6);
+  }
+}
+
 TEST_CASE("replay runs every operation of a dense and a MoE layer and predicts each from the profile") {
   const hw::CalibrationProfile p = hw::parse_profile(quick_profile(), "cpu.json");
   const model::Architecture arch = mini_moe();

@@ -41,6 +41,10 @@ std::vector<std::string> symmetry_breakers(const Scenario& scenario);
 Simulation simulate(const Scenario& scenario, const SimulateOptions& options = {},
                     const std::string& option = "--fidelity");
 
+// The version of the report's layout, `schema_version` in every report; the
+// layout is docs/report-schema.json. Bump it with any change of a key there.
+inline constexpr int kReportSchemaVersion = 1;
+
 nlohmann::json make_report(const Simulation& sim);
 // A readable multi-line summary of a report.
 std::string summary_text(const nlohmann::json& report);

@@ -89,6 +89,17 @@ std::string study_text(const StudyResult& r);
 // the same hue), micro-batch numbers in the cells, a legend.
 std::string study_svg(const StudyResult& r);
 
+// Drawing helpers shared by the schedule SVG and the HTML report
+// (html_report.hpp): the fill of an op of type `t` in shade `shade` of
+// `shades` (DualPipe figure colours: orange forward, green backward, blue
+// weight backward; shade 0 light, shades-1 deep), the text colour readable on
+// it, XML/HTML escaping of &, <, > and ", and a "nice" axis tick step (1, 2
+// or 5 x 10^k) giving at most about `max_ticks` ticks over `span`.
+std::string op_colour(model::ChunkOpType t, int shade, int shades);
+const char* op_text_colour(int shade, int shades);
+std::string xml_escape(const std::string& s);
+double tick_step(double span, int max_ticks);
+
 // Compact token of an op: "F3a" (forward, micro-batch 3, direction 0 = a,
 // 1 = b), "B3a", "BW3a", "W3a", "F3a+BW1b"; when a rank holds several stages
 // (interleaved, DualPipeV) the stage follows an '@': "F3a@5".

@@ -29,6 +29,9 @@ struct CpuCalibrationOptions {
   bool quick = false;  // fewer shapes and repeats
   // Progress messages (one line per phase); may be empty.
   std::function<void(const std::string&)> progress;
+  // Called after each measured point (GEMM shape, sequence length, memory
+  // size) with how many are done of how many in all; may be empty.
+  std::function<void(std::size_t done, std::size_t total)> measured;
   // When not empty, the GEMM grid {m, n, k} and the attention sequence
   // lengths to measure instead of the default grid (see grid_for_model).
   std::vector<std::array<int, 3>> gemm_shapes;
