@@ -179,6 +179,7 @@ int main(int argc, char** argv) {
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
                                                 : trainsim::app::FidelityChoice::Auto;
       opts.record = !trace_file.empty() || !html_file.empty();
+      opts.progress = !quiet;
       const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim);
       // Build every output before writing any of them.

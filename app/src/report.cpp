@@ -1,5 +1,7 @@
 #include "trainsim/app/report.hpp"
 
+#include "trainsim/common/progress.hpp"
+
 #include <fmt/format.h>
 
 #include "trainsim/common/error.hpp"
@@ -70,7 +72,15 @@ Simulation simulate(const Scenario& scenario, const SimulateOptions& options, co
   in.routing = scenario.routing;
   in.routing_states = scenario.routing_states;
   in.record = options.record;
+  // Progress in simulated time against the estimated step (capped below the
+  // end: the estimate leaves out contention, so the run may go past it).
+  Progress bar(fmt::format("simulating {} GPUs", fidelity == model::Fidelity::Full ? scenario.cluster.total_gpus()
+                                                                                : scenario.plan.pp),
+               1000, options.progress);
+  if (bar.active())
+    in.progress = [&bar](double f) { bar.update(static_cast<std::uint64_t>(std::clamp(f, 0.0, 0.999) * 1000)); };
   sim.step = model::simulate_step(in);
+  bar.finish();
   return sim;
 }
 

@@ -28,6 +28,16 @@ void Progress::set_total(std::uint64_t total) {
 void Progress::advance(std::uint64_t units) {
   std::lock_guard<std::mutex> lock(mu_);
   done_ += units;
+  redraw_locked();
+}
+
+void Progress::update(std::uint64_t done) {
+  std::lock_guard<std::mutex> lock(mu_);
+  done_ = std::max(done_, done);
+  redraw_locked();
+}
+
+void Progress::redraw_locked() {
   if (!active_ || finished_) return;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_draw_ < std::chrono::milliseconds(100) && done_ != total_) return;

@@ -686,7 +686,15 @@ void ClusterExecutor::tail_step(int gi) {
 
 ClusterExecResult ClusterExecutor::run() {
   for (int gi = 0; gi < static_cast<int>(gpus_.size()); ++gi) try_start(gi);
-  engine_.run();
+  const Time slice = Time::ps(in_.progress_horizon.count_ps() / 100);
+  if (in_.progress && slice > Time::zero()) {
+    while (!engine_.empty()) {
+      engine_.run_until(engine_.now() + slice);
+      in_.progress(engine_.now());
+    }
+  } else {
+    engine_.run();
+  }
   for (const Gpu& g : gpus_) {
     const auto& ops = s_.per_rank[static_cast<std::size_t>(g.rank)];
     if (g.tail < static_cast<int>(g.tail_steps.size()) || g.next < ops.size())

@@ -543,6 +543,11 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   ci.link_capacity_Bps = fabric.capacity_Bps;
   ci.fidelity = in.fidelity;
   ci.record = in.record;
+  if (in.progress) {
+    ci.progress_horizon = r.partition.candidates[static_cast<std::size_t>(r.partition.chosen)].estimate;
+    const double horizon = ci.progress_horizon.to_seconds();
+    ci.progress = [&in, horizon](Time now) { in.progress(horizon > 0 ? now.to_seconds() / horizon : 0.0); };
+  }
   ClusterExecResult cr = execute_cluster(ci);
   if (cr.critical_link >= 0) {
     r.critical_link = topo.links()[static_cast<std::size_t>(cr.critical_link)].name;

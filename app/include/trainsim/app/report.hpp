@@ -29,6 +29,7 @@ enum class FidelityChoice { Auto, Collapsed, Full };
 struct SimulateOptions {
   FidelityChoice fidelity = FidelityChoice::Auto;
   bool record = false;  // keep kernels and transfers for chrome_trace
+  bool progress = false;  // a progress line on stderr while simulating (terminals only)
 };
 
 // What in the scenario makes replicas of a rank differ (stragglers, skewed

@@ -25,6 +25,8 @@ class Progress {
   Progress& operator=(const Progress&) = delete;
 
   void advance(std::uint64_t units = 1);
+  // Sets the units done (never backwards), for work measured as a fraction.
+  void update(std::uint64_t done);
   void set_total(std::uint64_t total);
   void finish();
   bool active() const { return active_; }
@@ -36,6 +38,7 @@ class Progress {
 
  private:
   void draw_locked(bool final_draw);
+  void redraw_locked();  // rate-limited draw
 
   std::string label_;
   std::uint64_t total_ = 0, done_ = 0;

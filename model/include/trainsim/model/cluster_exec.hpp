@@ -133,6 +133,12 @@ struct ClusterExecInputs {
   Fidelity fidelity = Fidelity::Collapsed;
   // Keep every kernel and transfer of replica 0 of each rank (for traces).
   bool record = false;
+  // Progress: called with the simulated time reached, about every
+  // progress_horizon / 100 of simulated time (progress_horizon: the expected
+  // step). Empty: the engine runs in one go. The events run are the same
+  // either way.
+  std::function<void(Time)> progress;
+  Time progress_horizon{};
 };
 
 // A kernel as it ran on replica 0 of a pipeline rank (recorded runs only).

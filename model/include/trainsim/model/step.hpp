@@ -15,6 +15,7 @@
 //
 // Memory per GPU is computed for every pipeline rank from the same layer
 // accounting and the activation peak the executed schedule actually reached.
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -52,6 +53,9 @@ struct StepInputs {
   RoutingModel routing;          // MoE token-to-expert routing (balanced by default)
   bool record = false;           // keep kernels and transfers of replica 0 (for traces)
   int routing_states = 16;       // distinct draws of a skewed routing model
+  // Called during the cluster execution with the fraction of the estimated
+  // step simulated so far (may exceed 1 near the end); empty: none.
+  std::function<void(double)> progress;
 };
 
 struct StageCost {
