@@ -324,12 +324,15 @@ std::string run_text(const nlohmann::json& run) {
   for (const char* kind : {"pretraining", "context_extension", "post_training"})
     if (run.at("by_kind").contains(kind)) row(std::string("all ") + kind, run.at("by_kind").at(kind), 0);
   row("total", run.at("totals"), 0);
-  if (failures) {
-    const auto& r = run.at("reliability");
+  const auto& rel = run.at("reliability");
+  if (failures && rel.at("job_mtbf_hours").is_null()) {
+    s += "failures            none (failure rates 0): figures with failures equal the failure-free ones\n";
+  } else if (failures) {
+    const auto& r = rel;
     s += fmt::format("failures            job MTBF {:.1f} h; checkpoint {:.0f} GiB in {:.0f} s every {:.0f} s of work "
                      "(Young {:.0f} s, Daly {:.0f} s); restart {:.0f} s; {:.1f} interruptions expected\n",
                      r.at("job_mtbf_hours").get<double>(), r.at("checkpoint_size_gib").get<double>(),
-                     r.at("checkpoint_write_s").get<double>(), r.at("checkpoint_interval_s").get<double>(),
+                     r.at("checkpoint_write_s").get<double>(), r.value("checkpoint_interval_s", 0.0),
                      r.at("young_interval_s").get<double>(), r.at("daly_interval_s").get<double>(),
                      r.at("restart_s").get<double>(),
                      run.at("totals").at("with_failures").at("interruptions").get<double>());

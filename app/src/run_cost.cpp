@@ -37,7 +37,7 @@ namespace {
 // to the node: they scale with the number of hosts, not GPUs). The table's
 // 30.1% for 148 faulty-GPU interruptions is a misprint (148/419 = 35.3%);
 // we use the counts.
-constexpr double kLlama3Gpus = 16384, kLlama3Nodes = 2048, kLlama3Hours = 54 * 24;
+constexpr double kLlama3Gpus = 16384, kLlama3Nodes = 2048, kLlama3Days = 54;
 constexpr double kLlama3GpuInterruptions = 268, kLlama3NodeInterruptions = 151;
 // Llama 3 §3.3.1: Tectonic storage sustains 2 TB/s (7 TB/s peak) for the
 // 16K-GPU cluster; the default gives a job its GPUs' share of the sustained rate.
@@ -87,8 +87,8 @@ Goodput expected_goodput(double work_s, const FailureModel& m) {
 
 FailureModel failure_model(const ReliabilitySpec& r, int gpus, int nodes) {
   FailureModel m;
-  const double rate_per_hour = gpus / r.gpu_mtbf_hours + nodes / r.node_mtbf_hours;
-  m.mtbf_s = 3600.0 / rate_per_hour;
+  const double per_day = (gpus * r.gpu_failures_per_1000_gpu_days + nodes * r.node_failures_per_1000_node_days) / 1000;
+  m.mtbf_s = per_day > 0 ? 86400.0 / per_day : std::numeric_limits<double>::infinity();
   m.checkpoint_s = r.checkpoint_size_gib * kGiB / (r.checkpoint_write_GBps * 1e9);
   m.restart_s = r.restart_s;
   m.interval_s = r.checkpoint_interval_s;
@@ -97,8 +97,9 @@ FailureModel failure_model(const ReliabilitySpec& r, int gpus, int nodes) {
 
 ReliabilitySpec default_reliability(const Scenario& s) {
   ReliabilitySpec r;
-  r.gpu_mtbf_hours = kLlama3Gpus * kLlama3Hours / kLlama3GpuInterruptions;
-  r.node_mtbf_hours = kLlama3Nodes * kLlama3Hours / kLlama3NodeInterruptions;
+  // 268 / (16,384 x 54) x 1000 = 0.3029; 151 / (2,048 x 54) x 1000 = 1.365.
+  r.gpu_failures_per_1000_gpu_days = kLlama3GpuInterruptions / (kLlama3Gpus * kLlama3Days) * 1000;
+  r.node_failures_per_1000_node_days = kLlama3NodeInterruptions / (kLlama3Nodes * kLlama3Days) * 1000;
   r.checkpoint_size_gib = model::model_params(s.arch, true).total * kCheckpointBytesPerParam / kGiB;
   r.checkpoint_write_GBps = kLlama3StorageGBps * s.cluster.total_gpus() / kLlama3Gpus;
   r.restart_s = kDefaultRestartS;
@@ -168,11 +169,13 @@ std::int64_t accepted_batch(const Scenario& base, const PhaseSpec& phase, std::i
       return false;
     }
   };
-  const std::int64_t m0 = std::max<std::int64_t>(1, (target + q / 2) / q);
-  for (std::int64_t d = 0; d <= (1 << 24); ++d) {
-    if (accepts(m0 + d)) return (m0 + d) * q;  // ties go to the larger batch
-    if (d > 0 && accepts(m0 - d)) return (m0 - d) * q;
-  }
+  // The nearest accepted micro-batch count at or below target / q, and at or above.
+  std::int64_t below = target / q, above = (target + q - 1) / q;
+  while (below >= 1 && !accepts(below)) --below;
+  while (above <= (1 << 24) && !accepts(above)) ++above;
+  const bool has_below = below >= 1, has_above = above <= (1 << 24);
+  if (has_above && (!has_below || above * q - target <= target - below * q)) return above * q;  // ties: larger
+  if (has_below) return below * q;
   throw InputError(base.file, phase.path + "/global_batch_size", std::to_string(target),
                    fmt::format("a batch the layout accepts: none found near it ({} schedule, pp {}, dp x "
                                "micro_batch_size = {})",
@@ -431,18 +434,23 @@ nlohmann::json reliability_json(const RunResult& run) {
   if (!run.reliability) return nullptr;
   const auto& r = *run.reliability;
   const auto& f = run.failures;
-  return {{"gpu_mtbf_hours", r.gpu_mtbf_hours},
-          {"node_mtbf_hours", r.node_mtbf_hours},
-          {"job_mtbf_hours", f.mtbf_s / 3600},
+  const bool fails = std::isfinite(f.mtbf_s);
+  auto finite = [](double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); };
+  return {{"gpu_failures_per_1000_gpu_days", r.gpu_failures_per_1000_gpu_days},
+          {"node_failures_per_1000_node_days", r.node_failures_per_1000_node_days},
+          {"job_mtbf_hours", finite(f.mtbf_s / 3600)},
           {"checkpoint_size_gib", r.checkpoint_size_gib},
           {"checkpoint_write_GBps", r.checkpoint_write_GBps},
           {"checkpoint_write_s", f.checkpoint_s},
           {"restart_s", r.restart_s},
-          {"young_interval_s", young_interval_s(f.checkpoint_s, f.mtbf_s)},
-          {"daly_interval_s", daly_interval_s(f.checkpoint_s, f.mtbf_s)},
-          {"checkpoint_interval_s", f.interval_s ? *f.interval_s : daly_interval_s(f.checkpoint_s, f.mtbf_s)},
+          {"young_interval_s", finite(young_interval_s(f.checkpoint_s, f.mtbf_s))},
+          {"daly_interval_s", finite(daly_interval_s(f.checkpoint_s, f.mtbf_s))},
+          {"checkpoint_interval_s",
+           f.interval_s ? nlohmann::json(*f.interval_s)
+                        : fails ? finite(daly_interval_s(f.checkpoint_s, f.mtbf_s)) : nlohmann::json(nullptr)},
           {"note", "failures as a Poisson process at GPUs/gpu_mtbf + nodes/node_mtbf; blocking checkpoints every "
-                   "checkpoint_interval_s of work (Daly's optimum unless given); expected wall time by Daly (2006)"}};
+                   "checkpoint_interval_s of work (Daly's optimum unless given; none without failures); expected wall time by "
+                   "Daly (2006); null: infinite (no failures)"}};
 }
 
 }  // namespace

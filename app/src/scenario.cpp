@@ -285,8 +285,10 @@ void parse_phases(const Json& list, const std::string& file, Scenario& s) {
 ReliabilitySpec parse_reliability(JsonObject& o, const Scenario& s) {
   const ReliabilitySpec d = default_reliability(s);
   ReliabilitySpec r;
-  r.gpu_mtbf_hours = o.number_or("gpu_mtbf_hours", d.gpu_mtbf_hours, 1e-3, 1e12);
-  r.node_mtbf_hours = o.number_or("node_mtbf_hours", d.node_mtbf_hours, 1e-3, 1e12);
+  r.gpu_failures_per_1000_gpu_days =
+      o.number_or("gpu_failures_per_1000_gpu_days", d.gpu_failures_per_1000_gpu_days, 0, 1e6);
+  r.node_failures_per_1000_node_days =
+      o.number_or("node_failures_per_1000_node_days", d.node_failures_per_1000_node_days, 0, 1e6);
   r.checkpoint_size_gib = o.number_or("checkpoint_size_gib", d.checkpoint_size_gib, 0, 1e12);
   r.checkpoint_write_GBps = o.number_or("checkpoint_write_GBps", d.checkpoint_write_GBps, 1e-6, 1e12);
   r.restart_s = o.number_or("restart_s", d.restart_s, 0, 1e9);
@@ -315,8 +317,8 @@ void add_run_keys(const Scenario& s, nlohmann::json& j) {
   }
   if (s.reliability) {
     const auto& r = *s.reliability;
-    j["reliability"] = {{"gpu_mtbf_hours", r.gpu_mtbf_hours},
-                        {"node_mtbf_hours", r.node_mtbf_hours},
+    j["reliability"] = {{"gpu_failures_per_1000_gpu_days", r.gpu_failures_per_1000_gpu_days},
+                        {"node_failures_per_1000_node_days", r.node_failures_per_1000_node_days},
                         {"checkpoint_size_gib", r.checkpoint_size_gib},
                         {"checkpoint_write_GBps", r.checkpoint_write_GBps},
                         {"restart_s", r.restart_s}};

@@ -44,8 +44,10 @@ struct PhaseSpec {
 // for the sources): Llama 3's 54-day 16,384-GPU interruption log, Llama 3's
 // storage throughput per GPU, a checkpoint of weights + optimizer state.
 struct ReliabilitySpec {
-  double gpu_mtbf_hours = 0;   // per GPU
-  double node_mtbf_hours = 0;  // per node (host, network, software: all that is not a GPU)
+  // Interruptions of the job per 1000 days of one GPU, of one node (host,
+  // network, software: all that is not a GPU); 0: none.
+  double gpu_failures_per_1000_gpu_days = 0;
+  double node_failures_per_1000_node_days = 0;
   double checkpoint_size_gib = 0;
   double checkpoint_write_GBps = 0;  // aggregate, whole job
   double restart_s = 0;
