@@ -398,7 +398,8 @@ nlohmann::json goodput_json(const Goodput& g, int gpus, double usd) {
 }
 
 nlohmann::json phase_json(const PhaseResult& p, bool failures) {
-  nlohmann::json j = {{"name", p.spec.name}, {"kind", to_string(p.spec.kind)}, {"seq_len", p.spec.seq_len},
+  nlohmann::json j = {{"name", p.spec.name}, {"kind", to_string(p.spec.kind)}, {"source", p.spec.source},
+                      {"seq_len", p.spec.seq_len},
                       {"gpus", p.gpus},      {"tokens", p.tokens},             {"steps", p.steps},
                       {"mean_step_time_s", p.steps > 0 ? p.seconds / p.steps : 0.0}};
   j.update(money(p.seconds, p.gpus, p.usd_per_gpu_hour));

@@ -236,7 +236,7 @@ void parse_phase_batch(JsonObject& o, PhaseSpec& ph, std::int64_t fallback) {
   }
 }
 
-// /phases/i: {"name", "kind", "seq_len", "global_batch_size", "tokens" | "steps",
+// /phases/i: {"name", "kind", "source", "seq_len", "global_batch_size", "tokens" | "steps",
 //             "parallelism": {partial}, "precision": {partial}}; what is not
 // given comes from /training, /parallelism and /precision.
 PhaseSpec parse_phase(JsonObject& o, const TrainingSpec& base) {
@@ -247,6 +247,7 @@ PhaseSpec parse_phase(JsonObject& o, const TrainingSpec& base) {
   ph.kind = kind == "context_extension" ? PhaseKind::ContextExtension
             : kind == "post_training"   ? PhaseKind::PostTraining
                                         : PhaseKind::Pretraining;
+  ph.source = o.string_or("source", "");
   ph.seq_len = o.integer_or("seq_len", base.seq_len, 1, 1 << 24);
   parse_phase_batch(o, ph, base.global_batch_size);
   if (o.has("tokens") && o.has("steps")) o.fail("steps", "either \"tokens\" or \"steps\", not both");
@@ -308,6 +309,7 @@ void add_run_keys(const Scenario& s, nlohmann::json& j) {
                                   {"over_tokens", ph.ramp->over_tokens}, {"segments", ph.ramp->segments}};
       else
         p["global_batch_size"] = ph.global_batch_size;
+      if (!ph.source.empty()) p["source"] = ph.source;
       if (ph.steps) p["steps"] = *ph.steps;
       else p["tokens"] = ph.tokens;
       for (const auto& [k, v] : ph.overrides.items()) p[k] = v;

@@ -30,7 +30,8 @@ struct BatchRamp {
 struct PhaseSpec {
   std::string name;
   PhaseKind kind = PhaseKind::Pretraining;
-  std::string path;  // JSON pointer of the phase ("/phases/2"), for messages
+  std::string path;    // JSON pointer of the phase ("/phases/2"), for messages
+  std::string source;  // where its numbers come from (free text, echoed)
   std::int64_t seq_len = 0;
   std::int64_t global_batch_size = 0;  // the constant batch; with a ramp, ramp.to
   std::optional<BatchRamp> ramp;
