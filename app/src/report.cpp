@@ -289,6 +289,11 @@ nlohmann::json make_report(const Simulation& sim) {
 nlohmann::json make_report(const Simulation& sim, const RunResult& run) {
   nlohmann::json r = make_report(sim);
   r["run"] = run_to_json(run);
+  if (run.reliability)
+    for (auto& a : r["assumptions"])
+      if (a.get<std::string>().rfind("Whole-run figures assume", 0) == 0)
+        a = "Top-level whole-run figures assume every step runs at the simulated speed; the run block's with_failures "
+            "figures add expected failures, restarts and checkpoints (reliability); evaluation is not modelled.";
   if (!run.explicit_phases) return r;
   const auto& t = r["run"]["totals"];
   r["total_gpu_hours"] = t["gpu_hours"];
