@@ -118,16 +118,22 @@ Json base_json(const Scenario& base) {
   return j;
 }
 
+// The phase's `parallelism` object: the base's with the phase's keys.
+Json phase_parallelism(const Json& base_parallelism, const PhaseSpec& phase) {
+  Json par = base_parallelism;
+  if (!phase.overrides.contains("parallelism")) return par;
+  const Json& over = phase.overrides["parallelism"];
+  // A new schedule takes its own default number of virtual stages.
+  if (over.contains("schedule") && !over.contains("virtual_stages")) par.erase("virtual_stages");
+  par.merge_patch(over);
+  return par;
+}
+
 // The scenario JSON of `phase` at `batch` (not yet validated).
 Json phase_json(const Scenario& base, const PhaseSpec& phase, std::int64_t batch) {
   Json j = base_json(base);
   j["training"] = {{"seq_len", phase.seq_len}, {"global_batch_size", batch}, {"tokens", phase.tokens}};
-  if (phase.overrides.contains("parallelism")) {
-    const Json& par = phase.overrides["parallelism"];
-    // A new schedule takes its own default number of virtual stages.
-    if (par.contains("schedule") && !par.contains("virtual_stages")) j["parallelism"].erase("virtual_stages");
-    j["parallelism"].merge_patch(par);
-  }
+  j["parallelism"] = phase_parallelism(j["parallelism"], phase);
   if (phase.overrides.contains("precision")) j["precision"].merge_patch(phase.overrides["precision"]);
   return j;
 }
@@ -152,12 +158,7 @@ Scenario phase_scenario(const Scenario& base, const PhaseSpec& phase, std::int64
 }
 
 std::int64_t accepted_batch(const Scenario& base, const PhaseSpec& phase, std::int64_t target) {
-  Json par = base_json(base)["parallelism"];
-  if (phase.overrides.contains("parallelism")) {
-    if (phase.overrides["parallelism"].contains("schedule") && !phase.overrides["parallelism"].contains("virtual_stages"))
-      par.erase("virtual_stages");
-    par.merge_patch(phase.overrides["parallelism"]);
-  }
+  const Json par = phase_parallelism(base_json(base)["parallelism"], phase);
   const model::ParallelPlan plan = parse_parallelism(par, base.file, phase.path + "/parallelism");
   const std::int64_t q = static_cast<std::int64_t>(plan.dp) * plan.micro_batch_size;
   auto accepts = [&](std::int64_t m) {
