@@ -2,6 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 
@@ -239,5 +242,27 @@ TEST_CASE("DeepSeek-V3 whole run: pre-training within 10% of 2,664K and the tota
   CHECK(text.find("all context_extension") != std::string::npos);
   // The ramp's smaller batches cost more than the same tokens at 15,360.
   CHECK(pre > 14.8 * r["gpu_hours_per_trillion_tokens"].get<double>());
+}
+}
+
+TEST_SUITE("golden") {
+TEST_CASE("CLI: a bad phase exits with code 2, names the phase and writes nothing") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(TRAINSIM_BINARY_DIR) / "cli-test-phases";
+  fs::create_directories(dir);
+  Json j = with_phases({{"name", "ctx"}, {"kind", "context_extension"}, {"parallelism", {{"tp", 3}}}});
+  std::ofstream(dir / "bad.json") << j.dump();
+  const fs::path out = dir / "out.json";
+  fs::remove(out);
+  const std::string cmd = std::string(TRAINSIM_BINARY_DIR) + "/trainsim simulate " + (dir / "bad.json").string() +
+                          " --report " + out.string() + " 2>" + (dir / "err.txt").string();
+  const int status = std::system(cmd.c_str());
+  REQUIRE(status != -1);
+  CHECK(WEXITSTATUS(status) == 2);
+  CHECK_FALSE(fs::exists(out));
+  std::ifstream err(dir / "err.txt");
+  const std::string msg((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
+  CHECK(msg.find("/phases/1/parallelism/") != std::string::npos);
+  CHECK(msg.find("phase \"ctx\"") != std::string::npos);
 }
 }
