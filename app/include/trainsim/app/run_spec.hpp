@@ -41,7 +41,7 @@ struct PhaseSpec {
   nlohmann::json overrides = nlohmann::json::object();
 };
 
-// Failure rates, checkpoint and restart costs. Defaults (see run_cost.hpp
+// Failure rates, checkpoint and restart costs. Defaults (see run_cost.cpp
 // for the sources): Llama 3's 54-day 16,384-GPU interruption log, Llama 3's
 // storage throughput per GPU, a checkpoint of weights + optimizer state.
 struct ReliabilitySpec {
