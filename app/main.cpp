@@ -15,6 +15,7 @@
 #include "trainsim/app/fabric_study.hpp"
 #include "trainsim/app/html_report.hpp"
 #include "trainsim/app/report.hpp"
+#include "trainsim/app/run_cost.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
 #include "trainsim/hardware/calibration.hpp"
@@ -181,7 +182,7 @@ int main(int argc, char** argv) {
       opts.record = !trace_file.empty() || !html_file.empty();
       opts.progress = !quiet;
       const auto sim = trainsim::app::simulate(scenario, opts);
-      const auto report = trainsim::app::make_report(sim);
+      const auto report = trainsim::app::make_report(sim, trainsim::app::evaluate_run(sim, opts));
       // Build every output before writing any of them.
       const std::string report_text = report.dump(2) + "\n";
       std::string trace_text;

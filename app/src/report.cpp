@@ -1,5 +1,6 @@
 #include "trainsim/app/report.hpp"
 
+#include "trainsim/app/run_cost.hpp"
 #include "trainsim/common/progress.hpp"
 
 #include <fmt/format.h>
@@ -325,7 +326,66 @@ nlohmann::json make_report(const Simulation& sim) {
   return r;
 }
 
+// ---- the whole run (phases, failures): run_cost.hpp ----
+
+nlohmann::json make_report(const Simulation& sim, const RunResult& run) {
+  nlohmann::json r = make_report(sim);
+  r["run"] = run_to_json(run);
+  if (run.reliability)
+    for (auto& a : r["assumptions"])
+      if (a.get<std::string>().rfind("Whole-run figures assume", 0) == 0)
+        a = "Top-level whole-run figures assume every step runs at the simulated speed; the run block's with_failures "
+            "figures add expected failures, restarts and checkpoints (reliability); evaluation is not modelled.";
+  if (!run.explicit_phases) return r;
+  const auto& t = r["run"]["totals"];
+  r["total_gpu_hours"] = t["gpu_hours"];
+  r["total_cost_usd"] = t["cost_usd"];
+  r["wall_clock_days"] = t["days"];
+  r["assumptions"].push_back(
+      "The scenario lists phases: total_gpu_hours, total_cost_usd and wall_clock_days are the sum of its phases (run "
+      "block), each simulated with its own sequence length, batch and layout; the other top-level figures are the "
+      "step of `training`.");
+  return r;
+}
+
 namespace {
+
+// The per-phase table and the failure summary of a report's `run` block.
+std::string run_text(const nlohmann::json& run) {
+  std::string s;
+  const bool failures = !run.at("reliability").is_null();
+  s += fmt::format("{:<22}{:>10}{:>9}{:>10}{:>13}{:>8}{:>9}{}\n", "run by phase", "steps", "tokens", "step s",
+                   "GPU-hours", "days", "$M", failures ? "   with failures: GPU-hours, days (goodput)" : "");
+  auto row = [&](const std::string& name, const nlohmann::json& p, double step_s) {
+    s += fmt::format("  {:<20}{:>10.0f}{:>8.1f}B{:>10}{:>13.0f}{:>8.2f}{:>9.3f}", name, p.at("steps").get<double>(),
+                     p.at("tokens").get<double>() / 1e9, step_s > 0 ? fmt::format("{:.2f}", step_s) : "",
+                     p.at("gpu_hours").get<double>(), p.at("days").get<double>(), p.at("cost_usd").get<double>() / 1e6);
+    if (failures) {
+      const auto& w = p.at("with_failures");
+      s += fmt::format("   {:.0f}, {:.2f} ({:.1f}%)", w.at("gpu_hours").get<double>(), w.at("days").get<double>(),
+                       100 * w.at("goodput").get<double>());
+    }
+    s += "\n";
+  };
+  for (const auto& p : run.at("phases")) row(p.at("name").get<std::string>(), p, p.at("mean_step_time_s").get<double>());
+  for (const char* kind : {"pretraining", "context_extension", "post_training"})
+    if (run.at("by_kind").contains(kind)) row(std::string("all ") + kind, run.at("by_kind").at(kind), 0);
+  row("total", run.at("totals"), 0);
+  const auto& rel = run.at("reliability");
+  if (failures && rel.at("job_mtbf_hours").is_null()) {
+    s += "failures            none (failure rates 0): figures with failures equal the failure-free ones\n";
+  } else if (failures) {
+    const auto& r = rel;
+    s += fmt::format("failures            job MTBF {:.1f} h; checkpoint {:.0f} GiB in {:.0f} s every {:.0f} s of work "
+                     "(Young {:.0f} s, Daly {:.0f} s); restart {:.0f} s; {:.1f} interruptions expected\n",
+                     r.at("job_mtbf_hours").get<double>(), r.at("checkpoint_size_gib").get<double>(),
+                     r.at("checkpoint_write_s").get<double>(), r.value("checkpoint_interval_s", 0.0),
+                     r.at("young_interval_s").get<double>(), r.at("daly_interval_s").get<double>(),
+                     r.at("restart_s").get<double>(),
+                     run.at("totals").at("with_failures").at("interruptions").get<double>());
+  }
+  return s;
+}
 
 // "stage partition     [6, 4, ..., 2] layers; busiest device 1.06x the mean
 // (layers are indivisible)": the granularity a step pays.
@@ -388,6 +448,8 @@ std::string summary_text(const nlohmann::json& r) {
                    m.at("gradients_gib").get<double>(), m.at("optimizer_gib").get<double>(),
                    m.at("activations_gib").get<double>(), m.at("activation_microbatches_in_flight").get<int>(),
                    m.at("transient_gib").get<double>());
+  if (r.contains("run") && (r.at("run").at("explicit_phases").get<bool>() || !r.at("run").at("reliability").is_null()))
+    s += run_text(r.at("run"));
   return s;
 }
 

@@ -1,5 +1,7 @@
 #include "trainsim/app/scenario.hpp"
 
+#include "trainsim/app/run_cost.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -230,6 +232,121 @@ void check_layout(Scenario& s, const std::string& file) {
          fmt::format("a format the {} supports in its tensor cores", s.cluster.gpu.name));
 }
 
+// ---- /phases and /reliability (whole runs; priced by run_cost.cpp) ----
+
+// /phases/i/global_batch_size: an integer, or a ramp
+// {"from": 3072, "to": 15360, "over_tokens": 469e9, "segments": 8}.
+void parse_phase_batch(JsonObject& o, PhaseSpec& ph, std::int64_t fallback) {
+  const Json* b = o.raw_optional("global_batch_size");
+  if (!b) {
+    ph.global_batch_size = fallback;
+  } else if (b->is_object()) {
+    JsonObject r(*b, o.file(), o.child_path("global_batch_size"));
+    BatchRamp ramp;
+    ramp.from = r.integer("from", 1, 1LL << 40);
+    ramp.to = r.integer("to", 1, 1LL << 40);
+    ramp.over_tokens = r.number("over_tokens", 1, 1e18);
+    ramp.segments = static_cast<int>(r.integer_or("segments", 8, 1, 1024));
+    r.finish();
+    ph.global_batch_size = ramp.to;
+    ph.ramp = ramp;
+  } else {
+    ph.global_batch_size = o.integer("global_batch_size", 1, 1LL << 40);
+  }
+}
+
+// /phases/i: {"name", "kind", "source", "seq_len", "global_batch_size", "tokens" | "steps",
+//             "parallelism": {partial}, "precision": {partial}}; what is not
+// given comes from /training, /parallelism and /precision.
+PhaseSpec parse_phase(JsonObject& o, const TrainingSpec& base) {
+  PhaseSpec ph;
+  ph.path = o.path();
+  ph.name = o.string("name");
+  const std::string kind = o.choice("kind", {"pretraining", "context_extension", "post_training"});
+  ph.kind = kind == "context_extension" ? PhaseKind::ContextExtension
+            : kind == "post_training"   ? PhaseKind::PostTraining
+                                        : PhaseKind::Pretraining;
+  ph.source = o.string_or("source", "");
+  ph.seq_len = o.integer_or("seq_len", base.seq_len, 1, 1 << 24);
+  parse_phase_batch(o, ph, base.global_batch_size);
+  if (o.has("tokens") && o.has("steps")) o.fail("steps", "either \"tokens\" or \"steps\", not both");
+  if (o.has("steps")) {
+    if (ph.ramp) o.fail("steps", "the length in \"tokens\" for a phase with a batch ramp");
+    ph.steps = o.integer("steps", 1, 1LL << 40);
+    ph.tokens = static_cast<double>(*ph.steps) * static_cast<double>(ph.global_batch_size) *
+                static_cast<double>(ph.seq_len);
+  } else {
+    ph.tokens = o.number_or("tokens", base.tokens, 1, 1e18);
+  }
+  if (ph.ramp && ph.ramp->over_tokens > ph.tokens)
+    throw InputError(o.file(), o.child_path("global_batch_size") + "/over_tokens", fmt::format("{:g}", ph.ramp->over_tokens),
+                     fmt::format("at most the phase's {:g} tokens", ph.tokens));
+  for (const char* key : {"parallelism", "precision"})
+    if (const Json* v = o.raw_optional(key)) {
+      if (!v->is_object()) o.fail(key, "an object of the keys to change");
+      ph.overrides[key] = *v;
+    }
+  o.finish();
+  return ph;
+}
+
+void parse_phases(const Json& list, const std::string& file, Scenario& s) {
+  if (!list.is_array() || list.empty())
+    throw InputError(file, "/phases", describe_json(list), "a non-empty array of phase objects");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    JsonObject o(list[i], file, fmt::format("/phases/{}", i));
+    s.phases.push_back(parse_phase(o, s.training));
+    for (std::size_t k = 0; k + 1 < s.phases.size(); ++k)
+      if (s.phases[k].name == s.phases.back().name) o.fail("name", "a name no other phase has");
+  }
+}
+
+// /reliability: every key optional; defaults in run_cost.cpp (with sources).
+ReliabilitySpec parse_reliability(JsonObject& o, const Scenario& s) {
+  const ReliabilitySpec d = default_reliability(s);
+  ReliabilitySpec r;
+  r.gpu_failures_per_1000_gpu_days =
+      o.number_or("gpu_failures_per_1000_gpu_days", d.gpu_failures_per_1000_gpu_days, 0, 1e6);
+  r.node_failures_per_1000_node_days =
+      o.number_or("node_failures_per_1000_node_days", d.node_failures_per_1000_node_days, 0, 1e6);
+  r.checkpoint_size_gib = o.number_or("checkpoint_size_gib", d.checkpoint_size_gib, 0, 1e12);
+  r.checkpoint_write_GBps = o.number_or("checkpoint_write_GBps", d.checkpoint_write_GBps, 1e-6, 1e12);
+  r.restart_s = o.number_or("restart_s", d.restart_s, 0, 1e9);
+  r.checkpoint_interval_s = o.number_optional("checkpoint_interval_s", 1e-3, 1e12);
+  o.finish();
+  return r;
+}
+
+// The resolved /phases and /reliability of `s` into its JSON echo.
+void add_run_keys(const Scenario& s, nlohmann::json& j) {
+  if (!s.phases.empty()) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& ph : s.phases) {
+      nlohmann::json p = {{"name", ph.name}, {"kind", to_string(ph.kind)}, {"seq_len", ph.seq_len}};
+      if (ph.ramp)
+        p["global_batch_size"] = {{"from", ph.ramp->from}, {"to", ph.ramp->to},
+                                  {"over_tokens", ph.ramp->over_tokens}, {"segments", ph.ramp->segments}};
+      else
+        p["global_batch_size"] = ph.global_batch_size;
+      if (!ph.source.empty()) p["source"] = ph.source;
+      if (ph.steps) p["steps"] = *ph.steps;
+      else p["tokens"] = ph.tokens;
+      for (const auto& [k, v] : ph.overrides.items()) p[k] = v;
+      list.push_back(p);
+    }
+    j["phases"] = list;
+  }
+  if (s.reliability) {
+    const auto& r = *s.reliability;
+    j["reliability"] = {{"gpu_failures_per_1000_gpu_days", r.gpu_failures_per_1000_gpu_days},
+                        {"node_failures_per_1000_node_days", r.node_failures_per_1000_node_days},
+                        {"checkpoint_size_gib", r.checkpoint_size_gib},
+                        {"checkpoint_write_GBps", r.checkpoint_write_GBps},
+                        {"restart_s", r.restart_s}};
+    if (r.checkpoint_interval_s) j["reliability"]["checkpoint_interval_s"] = *r.checkpoint_interval_s;
+  }
+}
+
 }  // namespace
 
 Scenario parse_scenario(const nlohmann::json& j, const std::string& file) {
@@ -270,9 +387,14 @@ Scenario parse_scenario(const nlohmann::json& j, const std::string& file) {
   s.calibration = root.string_or("calibration", "h800");
   if (auto st = root.object_optional("stragglers")) s.stragglers = parse_stragglers(*st, s.cluster.total_gpus());
   auto routing = root.object_optional("moe_routing");
+  const Json* phases = root.raw_optional("phases");
+  auto reliability = root.object_optional("reliability");
   root.finish();
   check_layout(s, file);
   if (routing) parse_routing(*routing, s);  // needs the model and the plan
+  if (phases) parse_phases(*phases, file, s);
+  if (reliability) s.reliability = parse_reliability(*reliability, s);
+  if (!s.phases.empty()) check_phases(s);  // every phase's layout, as a scenario of its own
   return s;
 }
 
@@ -287,6 +409,11 @@ std::vector<double> StragglerSpec::factors(int n) const {
 }
 
 Scenario load_scenario(const std::string& file) { return parse_scenario(parse_json_file(file), file); }
+
+model::ParallelPlan parse_parallelism(const nlohmann::json& j, const std::string& file, const std::string& path) {
+  JsonObject p(j, file, path);
+  return parse_plan(p);
+}
 
 nlohmann::json to_json(const Scenario& s) {
   nlohmann::json j;
@@ -330,6 +457,7 @@ nlohmann::json to_json(const Scenario& s) {
                         {"replicas", reps}};
     if (!r.expert_load.empty()) j["moe_routing"]["expert_load"] = r.expert_load;
   }
+  add_run_keys(s, j);
   return j;
 }
 

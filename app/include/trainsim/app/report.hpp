@@ -47,6 +47,11 @@ Simulation simulate(const Scenario& scenario, const SimulateOptions& options = {
 inline constexpr int kReportSchemaVersion = 1;
 
 nlohmann::json make_report(const Simulation& sim);
+// The same with the whole run priced (run_cost.hpp): adds the `run` block
+// (phases, totals, failures); with explicit phases, the top-level
+// total_gpu_hours, total_cost_usd and wall_clock_days are the run's totals.
+struct RunResult;
+nlohmann::json make_report(const Simulation& sim, const RunResult& run);
 // A readable multi-line summary of a report.
 std::string summary_text(const nlohmann::json& report);
 // Chrome/Perfetto trace (JSON object format) of one step: one process per

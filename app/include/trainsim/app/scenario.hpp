@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "trainsim/app/run_spec.hpp"
 #include "trainsim/common/precision.hpp"
 #include "trainsim/hardware/cluster.hpp"
 #include "trainsim/model/architecture.hpp"
@@ -62,6 +63,10 @@ struct Scenario {
   StragglerSpec stragglers;
   model::RoutingModel routing;  // /moe_routing; balanced unless given
   int routing_states = 16;      // /moe_routing/states
+  // /phases: the run's phases (empty: one pre-training phase made of
+  // `training`); /reliability: failures and checkpoints (none: no failures).
+  std::vector<PhaseSpec> phases;
+  std::optional<ReliabilitySpec> reliability;
 
   std::int64_t microbatches_per_step() const;  // per pipeline
   std::int64_t tokens_per_step() const { return training.global_batch_size * training.seq_len; }
@@ -72,5 +77,7 @@ Scenario load_scenario(const std::string& file);
 Scenario parse_scenario(const nlohmann::json& j, const std::string& file);
 // The fully resolved scenario (presets expanded, defaults filled in).
 nlohmann::json to_json(const Scenario& s);
+// A `parallelism` object by itself (JSON pointer `path` for messages).
+model::ParallelPlan parse_parallelism(const nlohmann::json& j, const std::string& file, const std::string& path);
 
 }  // namespace trainsim::app
