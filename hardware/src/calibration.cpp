@@ -132,7 +132,7 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
     r.finish();
   }
   if (auto dev = o.object_optional("device")) {
-    p.device = parse_gpu(*dev);
+    p.device = parse_gpu(*dev, DeviceBounds::Measured);
   }
   auto read_fit = [&](const char* key, GemmFit& f) {
     auto g = o.object(key);
