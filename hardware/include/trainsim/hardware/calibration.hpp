@@ -107,7 +107,7 @@ struct CalibrationProfile {
   std::vector<EpPoint> ep_points;
   int ep_saturating_sms = 20;
   double ep_ref_nic_Bps = 50e9;
-  double ep_ref_nvlink_Bps = 160e9;
+  double ep_ref_nvlink_Bps = 200e9;  // nominal per direction, like the scenario's nvlink_unidir it is compared with
   std::vector<std::string> sources;
 };
 
