@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <set>
@@ -18,8 +19,14 @@
 
 namespace trainsim::calibrate {
 
+ThreadCpuClock::time_point ThreadCpuClock::now() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return time_point(duration(static_cast<rep>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
+}
+
 double time_median_s(const std::function<void()>& fn, int repeats) {
-  using Clock = std::chrono::steady_clock;
+  using Clock = ThreadCpuClock;
   fn();  // warm-up: caches, page faults, lazy allocation
   std::vector<double> t;
   for (int i = 0; i < repeats; ++i) {
