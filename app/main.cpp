@@ -56,6 +56,13 @@ void check_writable(const std::string& path) {
                                "an output path in an existing directory");
 }
 
+// A calibration profile's "warnings" (fits whose data cannot determine a
+// parameter, or poorly conditioned ones), one stderr line each.
+void print_fit_warnings(const nlohmann::json& profile) {
+  for (const auto& w : profile.value("warnings", nlohmann::json::array()))
+    std::cerr << "trainsim: warning: " << w.get<std::string>() << '\n';
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -224,6 +231,7 @@ int main(int argc, char** argv) {
         const auto profile = trainsim::calibrate::calibrate_cuda(copt);
         trainsim::hw::parse_profile(profile, out_file);  // what we write must load
         write_atomically(out_file, profile.dump(1) + "\n");
+        print_fit_warnings(profile);
         std::cout << fmt::format("wrote {} (GPU FP8 GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n",
                                  out_file, profile["gemm_fp8"]["fit"]["points"].get<int>(),
                                  100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
@@ -253,6 +261,7 @@ int main(int argc, char** argv) {
       bar.finish();
       trainsim::hw::parse_profile(profile, out_file);  // what we write must load
       write_atomically(out_file, profile.dump(1) + "\n");
+      print_fit_warnings(profile);
       std::cout << fmt::format("wrote {} (CPU GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
                                profile["gemm_fp8"]["fit"]["points"].get<int>(),
                                100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
@@ -287,6 +296,7 @@ int main(int argc, char** argv) {
       const auto tables = trainsim::parse_json_file(import_file);
       const auto profile = trainsim::calibrate::import_published_tables(tables, import_file);
       write_atomically(out_file, profile.dump(1) + "\n");
+      print_fit_warnings(profile);
       std::cout << fmt::format("wrote {} (GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
                                profile["gemm_fp8"]["fit"]["points"].get<int>(),
                                100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),

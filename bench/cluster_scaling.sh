@@ -22,6 +22,13 @@
 #   TIMEOUT     seconds per run (default 900)
 #   KEEP        a directory to keep the scenarios and reports in (default: a
 #               temporary directory, removed at the end)
+#   FABRIC      "default" (the default scenario's 8-plane fat-tree of 64-port
+#               switches, up to 16,384 GPUs) or "radix256" (8 planes of
+#               256-port switches, 2 tiers, up to 262,144 GPUs:
+#               bench/scenarios/deepseek-v3-262144xH800.json with nodes, dp
+#               and the global batch scaled). Large clusters:
+#                 FABRIC=radix256 FIDELITIES=collapsed \
+#                 SIZES="2048 16384 65536 131072 262144" bench/cluster_scaling.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -38,8 +45,18 @@ if [[ -n ${KEEP:-} ]]; then work=$KEEP; mkdir -p "$work"; else work=$(mktemp -d)
 
 base=$root/scenarios/deepseek-v3-pretrain.json
 ep_for() { echo $(($1 / 16 < 64 ? $1 / 16 : 64)); }  # GPUS -> ep (dp when dp < 64)
+scenario_r256() {  # GPUS -> the radix-256 scenario with that many GPUs
+  local gpus=$1 f=$work/v3-r256-$1.json big=$root/bench/scenarios/deepseek-v3-262144xH800.json
+  if ((gpus == 262144)); then echo "$big"; return; fi
+  sed -e "s/\"nodes\": 32768/\"nodes\": $((gpus / 8))/" -e "s/\"dp\": 16384/\"dp\": $((gpus / 16))/" \
+      -e "s/\"ep\": 64/\"ep\": $(ep_for "$gpus")/" \
+      -e "s/\"global_batch_size\": 1966080/\"global_batch_size\": $((120 * gpus / 16))/" \
+      -e "s/262144xH800/${gpus}xH800/" "$big" > "$f"
+  echo "$f"
+}
 scenario_for() {  # GPUS -> path of a scenario with that many GPUs
   local gpus=$1 nodes=$(($1 / 8)) dp=$(($1 / 16)) ep
+  if [[ ${FABRIC:-default} == radix256 ]]; then scenario_r256 "$gpus"; return; fi
   ep=$(ep_for "$gpus")
   if ((gpus == 2048)); then echo "$base"; return; fi
   if ((gpus == 16384)); then echo "$root/bench/scenarios/deepseek-v3-16384xH800.json"; return; fi
@@ -52,21 +69,21 @@ scenario_for() {  # GPUS -> path of a scenario with that many GPUs
 field() { grep -o "\"$1\": *[0-9.e+-]*" "$2" | head -1 | sed 's/.*: *//'; }
 
 echo "# $(date -u '+%F %T') UTC, $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# trainsim: $trainsim"
-printf '| GPUs | ep | fidelity | simulated GPUs | wall s | max RSS MiB | RSS KiB / simulated GPU | events | flows | events/s | step time s |\n'
-printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
+echo "# trainsim: $trainsim, fabric: ${FABRIC:-default}"
+printf '| GPUs | ep | fidelity | simulated GPUs | wall s | max RSS MiB | RSS KiB / simulated GPU | RSS KiB / cluster GPU | events | flows | events/s | step time s |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 for gpus in $sizes; do
   sc=$(scenario_for "$gpus")
   for fid in $fidelities; do
     rep=$work/report-$gpus-$fid.json tim=$work/time-$gpus-$fid.txt
     if ! timeout "$limit" /usr/bin/time -f '%e %M' -o "$tim" \
          "$trainsim" simulate "$sc" --fidelity "$fid" --quiet --report "$rep" > "$work/out-$gpus-$fid.txt" 2>&1; then
-      printf '| %s | %s | %s | failed or over %s s: %s |||||||\n' "$gpus" "$(ep_for "$gpus")" "$fid" "$limit" "$(tail -1 "$work/out-$gpus-$fid.txt")"
+      printf '| %s | %s | %s | failed or over %s s: %s ||||||||\n' "$gpus" "$(ep_for "$gpus")" "$fid" "$limit" "$(tail -1 "$work/out-$gpus-$fid.txt")"
       continue
     fi
     read -r wall rss_kb < <(tail -1 "$tim")
     sim=$(field simulated_gpus "$rep") ev=$(field events "$rep") fl=$(field flows "$rep") st=$(field step_time_s "$rep")
     awk -v g="$gpus" -v ep="$(ep_for "$gpus")" -v f="$fid" -v s="$sim" -v w="$wall" -v r="$rss_kb" -v e="$ev" -v fl="$fl" -v st="$st" 'BEGIN {
-      printf "| %d | %d | %s | %d | %.2f | %.1f | %.1f | %d | %d | %.2f M | %.4f |\n", g, ep, f, s, w, r / 1024, r / s, e, fl, (w > 0 ? e / w / 1e6 : 0), st }'
+      printf "| %d | %d | %s | %d | %.2f | %.1f | %.1f | %.2f | %d | %d | %.2f M | %.4f |\n", g, ep, f, s, w, r / 1024, r / s, r / g, e, fl, (w > 0 ? e / w / 1e6 : 0), st }'
   done
 done

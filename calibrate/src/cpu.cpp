@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <fstream>
 #include <random>
 #include <set>
@@ -18,8 +19,14 @@
 
 namespace trainsim::calibrate {
 
+ThreadCpuClock::time_point ThreadCpuClock::now() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return time_point(duration(static_cast<rep>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec));
+}
+
 double time_median_s(const std::function<void()>& fn, int repeats) {
-  using Clock = std::chrono::steady_clock;
+  using Clock = ThreadCpuClock;
   fn();  // warm-up: caches, page faults, lazy allocation
   std::vector<double> t;
   for (int i = 0; i < repeats; ++i) {
@@ -128,7 +135,11 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     gemm_points.push_back({{"m", m}, {"n", n}, {"k", k}, {"measured_us", t * 1e6}});
     measured();
   }
-  const Eigen::Vector3d cg = detail::fit_relative<3>(gx, gt);
+  const auto gemm_fit = detail::fit_relative_checked<3>(
+      gx, gt, {"t0_s", "alpha_s", "beta_s"},
+      {detail::Prior{0.0, "a CPU function call has no launch time"},
+       detail::Prior{0.0, "no per-tile fixed cost: it is folded into beta"}, std::nullopt});
+  const Eigen::Vector3d cg = gemm_fit.c;
   double g_sum = 0, g_max = 0;
   for (std::size_t i = 0; i < gt.size(); ++i) {
     const double pred = gx[i].dot(cg);
@@ -175,8 +186,11 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
                            {"forward_us", tf * 1e6}, {"backward_us", tb * 1e6}});
     measured();
   }
-  const Eigen::Vector2d cf = detail::fit_relative<2>(fx, ft);
-  const Eigen::Vector2d cb = detail::fit_relative<2>(bx, bt);
+  const std::array<std::optional<detail::Prior>, 2> no_fixed_time{
+      detail::Prior{0.0, "no fixed time: a CPU function call has no launch time"}, std::nullopt};
+  const auto fwd_fit = detail::fit_relative_checked<2>(fx, ft, {"t0_s", "s_per_flop"}, no_fixed_time);
+  const auto bwd_fit = detail::fit_relative_checked<2>(bx, bt, {"t0_s", "s_per_flop"}, no_fixed_time);
+  const Eigen::Vector2d cf = fwd_fit.c, cb = bwd_fit.c;
 
   // ---- Memory-bound (stream triad) ----
   say(fmt::format("memory: {} sizes x {} repeats", sizes.size(), repeats));
@@ -194,7 +208,8 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     mem_points.push_back({{"bytes", bytes}, {"measured_us", t * 1e6}});
     measured();
   }
-  const Eigen::Vector2d cm = detail::fit_relative<2>(mx, mt);
+  const auto mem_fit = detail::fit_relative_checked<2>(mx, mt, {"t0_s", "s_per_byte"}, no_fixed_time);
+  const Eigen::Vector2d cm = mem_fit.c;
   const double bandwidth = 1.0 / cm(1);
 
   const auto [cpu_name, mhz] = cpu_identity();
@@ -247,7 +262,7 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
                                               __VERSION__)},
                      {"kernels", "trainsim kernels/cpu_gemm.hpp gemm_tiled (64x64 tiles), kernels/attention.hpp, stream_triad; FP32, one thread"},
                      {"build", TRAINSIM_BUILD_TYPE}};
-  auto gemm_fit = [&](const nlohmann::json& residuals) {
+  auto gemm_json = [&](const nlohmann::json& residuals) {
     return nlohmann::json{{"t0_us", cg(0) * 1e6},
                           {"alpha_us", cg(1) * 1e6},
                           {"beta_ns_per_k", cg(2) * 1e9},
@@ -259,16 +274,22 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
                            {{"points", gt.size()},
                             {"mean_abs_rel_error", g_sum / static_cast<double>(gt.size())},
                             {"max_abs_rel_error", g_max},
+                            {"conditioning", gemm_fit.check.to_json()},
                             {"residuals", residuals}}}};
   };
-  out["gemm_fp8"] = gemm_fit(gemm_points);
+  out["gemm_fp8"] = gemm_json(gemm_points);
   // One kernel serves forward, input-gradient and weight-gradient GEMMs here.
-  out["gemm_fp8_wgrad"] = gemm_fit(nlohmann::json::array());
+  out["gemm_fp8_wgrad"] = gemm_json(nlohmann::json::array());
   // One fixed time for forward and backward kernels: the mean of the two fits.
   out["attention_bf16"] = {{"t0_us", std::max(0.0, 0.5 * (cf(0) + cb(0)) * 1e6)},
                            {"forward_TFLOPS_per_sm", 1.0 / cf(1) / 1e12},
                            {"backward_TFLOPS_per_sm", 1.0 / cb(1) / 1e12},
-                           {"checks", {{"points", attn_points}, {"forward_t0_us", cf(0) * 1e6}, {"backward_t0_us", cb(0) * 1e6}}}};
+                           {"checks",
+                            {{"points", attn_points},
+                             {"forward_t0_us", cf(0) * 1e6},
+                             {"backward_t0_us", cb(0) * 1e6},
+                             {"forward_conditioning", fwd_fit.check.to_json()},
+                             {"backward_conditioning", bwd_fit.check.to_json()}}}};
   out["memory_bound"] = {{"hbm_efficiency", 1.0}, {"t0_us", std::max(0.0, cm(0) * 1e6)}, };
   out["ep_all_to_all"] = {{"saturating_sms", 1},
                           {"ref_nic_GBps", bandwidth / 1e9},
@@ -276,7 +297,11 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
                           {"points", nlohmann::json::array({{{"ep", 2}, {"link", "nvlink"}, {"dispatch_GBps", bandwidth / 1e9}, {"combine_GBps", bandwidth / 1e9}}})}};
   out["sources"] = {"measured on this machine by trainsim calibrate --device cpu",
                     "all-to-all: no communication on one CPU; placeholder at the memory bandwidth, unused by the replay"};
-  out["fitted_points"] = {{"memory", mem_points}};
+  out["fitted_points"] = {{"memory", mem_points}, {"memory_conditioning", mem_fit.check.to_json()}};
+  out["warnings"] = detail::fit_warnings({{"gemm_fp8", gemm_fit.check},
+                                          {"attention forward", fwd_fit.check},
+                                          {"attention backward", bwd_fit.check},
+                                          {"memory_bound", mem_fit.check}});
   return out;
 }
 

@@ -38,6 +38,7 @@ struct Point {
 struct WaveFit {
   bool ok = false;
   Eigen::Vector3d c = Eigen::Vector3d::Zero();
+  detail::FitCheck check;
   double mean_abs = 0, max_abs = 0;
   nlohmann::json residuals = nlohmann::json::array();
   std::size_t points = 0;
@@ -52,7 +53,9 @@ WaveFit fit_waves(const std::vector<Point>& pts, int sms, const detail::Tiling& 
     x.push_back(detail::wave_features(p.m, p.n, p.k, p.groups, sms, tiling));
     t.push_back(p.seconds);
   }
-  f.c = detail::fit_relative<3>(x, t);
+  const auto fit = detail::fit_relative_checked<3>(x, t, {"t0_s", "alpha_s", "beta_s"});
+  f.c = fit.c;
+  f.check = fit.check;
   f.points = pts.size();
   for (std::size_t i = 0; i < pts.size(); ++i) {
     const double pred = x[i].dot(f.c);
@@ -89,6 +92,7 @@ nlohmann::json fit_json(const WaveFit& f, const detail::Tiling& tiling, bool wit
            {{"points", f.points},
             {"mean_abs_rel_error", f.mean_abs},
             {"max_abs_rel_error", f.max_abs},
+            {"conditioning", f.check.to_json()},
             {"residuals", with_residuals ? f.residuals : nlohmann::json::array()}}}};
 }
 
@@ -301,7 +305,8 @@ nlohmann::json calibrate_cuda(const CudaCalibrationOptions& opt) {
     mem_points.push_back({{"bytes", r.bytes}, {"measured_us", r.seconds * 1e6}, {"GBps", r.bandwidth_Bps / 1e9}});
   }
   if (mt.size() < 2) throw std::runtime_error("calibrate_cuda: the stream triad did not run: " + mem_points.dump());
-  const Eigen::Vector2d cm = detail::fit_relative<2>(mx, mt);
+  const auto mem_fit = detail::fit_relative_checked<2>(mx, mt, {"t0_s", "s_per_byte"});
+  const Eigen::Vector2d cm = mem_fit.c;
   const double bandwidth = cm(1) > 0 ? 1.0 / cm(1) : mx.back()(1) / mt.back();
   for (std::size_t i = 0, j = 0; i < mem_points.size(); ++i) {
     if (!mem_points[i].contains("bytes")) continue;
@@ -393,6 +398,8 @@ nlohmann::json calibrate_cuda(const CudaCalibrationOptions& opt) {
   if (!device_json.is_null()) out["device"] = device_json;
   out["gemm_fp8"] = fit_json(fp8, tiling, true);
   out["gemm_fp8_wgrad"] = fit_json(fp8, tiling, false);
+  std::vector<std::pair<std::string, detail::FitCheck>> fit_checks{{"gemm_fp8", fp8.check},
+                                                                   {"memory_bound", mem_fit.check}};
   // Attention: the CUDA baseline kernel (kernels/attention_cuda.hpp), causal,
   // V3's head dims, fitted as t = t0 + FLOPs / rate per pass with the
   // simulator's FLOP counts (forward 2*h*s^2/2*(dqk+dv), backward 2.5x).
@@ -435,8 +442,11 @@ nlohmann::json calibrate_cuda(const CudaCalibrationOptions& opt) {
                      {"backward_us", r.backward_seconds * 1e6}});
     }
     if (ft.size() == seqs.size()) {
-      const Eigen::Vector2d cf = detail::fit_relative<2>(fx, ft);
-      const Eigen::Vector2d cb = detail::fit_relative<2>(bx, bt);
+      const auto fwd_fit = detail::fit_relative_checked<2>(fx, ft, {"t0_s", "s_per_flop"});
+      const auto bwd_fit = detail::fit_relative_checked<2>(bx, bt, {"t0_s", "s_per_flop"});
+      const Eigen::Vector2d cf = fwd_fit.c, cb = bwd_fit.c;
+      fit_checks.emplace_back("attention forward", fwd_fit.check);
+      fit_checks.emplace_back("attention backward", bwd_fit.check);
       out["attention_bf16"] = {{"t0_us", std::max(0.0, 0.5 * (cf(0) + cb(0)) * 1e6)},
                                {"forward_TFLOPS_per_sm", 1.0 / cf(1) / sms / 1e12},
                                {"backward_TFLOPS_per_sm", 1.0 / cb(1) / sms / 1e12},
@@ -455,6 +465,7 @@ nlohmann::json calibrate_cuda(const CudaCalibrationOptions& opt) {
   out["memory_bound"] = {{"hbm_efficiency", std::clamp(bandwidth / peak_hbm, 0.01, 1.0)},
                          {"t0_us", std::max(0.0, cm(0) * 1e6)}};
   out["ep_all_to_all"] = ep;
+  out["warnings"] = detail::fit_warnings(fit_checks);
   out["sources"] = {
       fmt::format("measured on {} (device {}) by trainsim calibrate --device cuda", dev.name, opt.device),
       preset.empty() ? std::string("device peaks: ESTIMATED from runtime attributes (no preset matched the name and SM count)")

@@ -3,7 +3,14 @@
 // tables, local CPU measurements). Internal to calibrate/.
 #include <Eigen/Dense>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
+#include <array>
+#include <cmath>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace trainsim::calibrate::detail {
@@ -39,6 +46,176 @@ Eigen::Matrix<double, N, 1> fit_relative(const std::vector<Eigen::Matrix<double,
   Eigen::VectorXd y = Eigen::VectorXd::Ones(static_cast<Eigen::Index>(x.size()));
   for (std::size_t i = 0; i < x.size(); ++i) A.row(static_cast<Eigen::Index>(i)) = x[i].transpose() / t[i];
   return A.colPivHouseholderQr().solve(y);
+}
+
+// ---- Checked fits: rank, conditioning and undetermined parameters ----
+//
+// Every fit is t_i ~ x_i . c, solved for relative error (rows x_i / t_i,
+// targets 1). Before trusting c, the design matrix is checked: its columns are
+// scaled to unit length (so the parameters' units do not matter) and its
+// singular values give the condition number (largest / smallest) and the
+// rank (singular values above kRankTolerance x the largest). A direction of
+// parameter space with a singular value below the tolerance is one the data
+// cannot see (e.g. every point has the same K, so the per-wave time alpha and
+// the per-K time beta only appear as alpha + K beta): the parameters with a
+// large share (> kNullShare) of such a direction are undetermined. Each of
+// those with a documented prior is fixed to it, in the caller's order, until
+// the rest is full rank, and the rest is refitted; one without a prior keeps
+// the minimum-norm solution. The fit block then records rank, condition
+// number, the undetermined parameters and which priors were used, and the
+// caller turns that into a warning. A full-rank fit is solved exactly as
+// before (column-pivoting QR), so its coefficients do not change.
+
+// 1e-9: far above double rounding (1e-16) of exactly dependent columns, far
+// below the smallest singular value of any fit of distinct shapes seen here
+// (about 1e-3 after scaling).
+inline constexpr double kRankTolerance = 1e-9;
+inline constexpr double kNullShare = 0.1;
+// Above this condition number (after column scaling) a 1% measurement noise can
+// move the coefficients by 100% or more: the fit is reported as poorly conditioned.
+inline constexpr double kWarnCondition = 1e4;
+
+struct Prior {
+  double value = 0;
+  std::string why;
+};
+
+struct FitCheck {
+  int parameters = 0;
+  int rank = 0;
+  double condition = 0;                  // of the column-scaled design matrix
+  std::vector<std::string> undetermined;  // parameters the data cannot determine
+  std::vector<std::pair<std::string, Prior>> priors;  // the undetermined parameters fixed to a prior
+  bool resolved = true;  // false when some undetermined parameter had no prior to fix it
+  bool poorly_conditioned() const { return condition > kWarnCondition; }
+  // The "rank" part of a profile's fit block.
+  nlohmann::json to_json() const {
+    return {{"parameters", parameters}, {"rank", rank},
+            {"condition_number", std::isfinite(condition) ? nlohmann::json(condition) : nlohmann::json(nullptr)},
+            {"undetermined", undetermined}, {"fixed_to_prior", priors_json()}};
+  }
+  nlohmann::json priors_json() const {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [name, p] : priors) j[name] = {{"value", p.value}, {"why", p.why}};
+    return j;
+  }
+  // One line for stderr, empty when the fit is sound.
+  std::string warning(const std::string& what) const;
+};
+
+template <int N>
+struct CheckedFit {
+  Eigen::Matrix<double, N, 1> c;
+  FitCheck check;
+};
+
+// Singular values of `a` with its columns scaled to unit length, and the right
+// singular vectors.
+inline Eigen::JacobiSVD<Eigen::MatrixXd> scaled_svd(const Eigen::MatrixXd& a) {
+  Eigen::MatrixXd s = a;
+  for (Eigen::Index j = 0; j < s.cols(); ++j) {
+    const double n = s.col(j).norm();
+    if (n > 0) s.col(j) /= n;
+  }
+  return Eigen::JacobiSVD<Eigen::MatrixXd>(s, Eigen::ComputeFullV);
+}
+
+// Indices of the columns of `a` in null directions of its scaled SVD.
+inline std::vector<int> null_columns(const Eigen::MatrixXd& a) {
+  const auto svd = scaled_svd(a);
+  const auto& sv = svd.singularValues();
+  std::vector<int> out;
+  for (Eigen::Index i = 0; i < sv.size(); ++i) {
+    if (sv(i) > kRankTolerance * sv(0)) continue;
+    for (Eigen::Index j = 0; j < a.cols(); ++j)
+      if (std::abs(svd.matrixV()(j, i)) > kNullShare && std::find(out.begin(), out.end(), j) == out.end())
+        out.push_back(static_cast<int>(j));
+  }
+  // Columns past the number of rows are undetermined too (fewer points than parameters).
+  for (Eigen::Index j = sv.size(); j < a.cols(); ++j)
+    if (std::find(out.begin(), out.end(), j) == out.end()) out.push_back(static_cast<int>(j));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Weighted least squares minimising relative error, checked as described above.
+// names[j] is parameter j's key in the profile; priors[j] its fallback, if any.
+template <int N>
+CheckedFit<N> fit_relative_checked(const std::vector<Eigen::Matrix<double, N, 1>>& x, const std::vector<double>& t,
+                                   const std::array<const char*, N>& names,
+                                   const std::array<std::optional<Prior>, N>& priors = {}) {
+  const auto rows = static_cast<Eigen::Index>(x.size());
+  Eigen::MatrixXd a(rows, N);
+  for (Eigen::Index i = 0; i < rows; ++i) a.row(i) = x[static_cast<std::size_t>(i)].transpose() / t[static_cast<std::size_t>(i)];
+  CheckedFit<N> f;
+  f.check.parameters = N;
+  const auto svd = scaled_svd(a);
+  const auto& sv = svd.singularValues();
+  f.check.rank = static_cast<int>((sv.array() > kRankTolerance * sv(0)).count());
+  f.check.condition = sv.size() < N ? INFINITY : sv(0) / sv(sv.size() - 1);  // inf: exactly singular
+  const std::vector<int> null = null_columns(a);
+  for (int j : null) f.check.undetermined.push_back(names[static_cast<std::size_t>(j)]);
+  if (null.empty()) {
+    f.c = a.colPivHouseholderQr().solve(Eigen::VectorXd::Ones(rows));
+    return f;
+  }
+  // Fix undetermined parameters with priors, one at a time, until the rest is full rank.
+  std::vector<int> fixed, free;
+  for (int j : null) {
+    if (!priors[static_cast<std::size_t>(j)]) continue;
+    fixed.push_back(j);
+    free.clear();
+    for (int k = 0; k < N; ++k)
+      if (std::find(fixed.begin(), fixed.end(), k) == fixed.end()) free.push_back(k);
+    Eigen::MatrixXd sub(rows, static_cast<Eigen::Index>(free.size()));
+    for (std::size_t k = 0; k < free.size(); ++k) sub.col(static_cast<Eigen::Index>(k)) = a.col(free[k]);
+    if (null_columns(sub).empty()) break;
+  }
+  Eigen::VectorXd y = Eigen::VectorXd::Ones(rows);
+  for (int j : fixed) {
+    const Prior& p = *priors[static_cast<std::size_t>(j)];
+    f.c(j) = p.value;
+    y -= a.col(j) * p.value;
+    f.check.priors.emplace_back(names[static_cast<std::size_t>(j)], p);
+  }
+  free.clear();
+  for (int k = 0; k < N; ++k)
+    if (std::find(fixed.begin(), fixed.end(), k) == fixed.end()) free.push_back(k);
+  Eigen::MatrixXd sub(rows, static_cast<Eigen::Index>(free.size()));
+  for (std::size_t k = 0; k < free.size(); ++k) sub.col(static_cast<Eigen::Index>(k)) = a.col(free[k]);
+  f.check.resolved = null_columns(sub).empty();
+  // Minimum-norm least squares: parameters still undetermined (no prior) get
+  // the smallest coefficients that fit.
+  const Eigen::VectorXd cs = sub.completeOrthogonalDecomposition().solve(y);
+  for (std::size_t k = 0; k < free.size(); ++k) f.c(free[k]) = cs(static_cast<Eigen::Index>(k));
+  return f;
+}
+
+inline std::string FitCheck::warning(const std::string& what) const {
+  std::string w;
+  if (!undetermined.empty()) {
+    w = what + ": the data cannot determine ";
+    for (std::size_t i = 0; i < undetermined.size(); ++i) w += (i ? ", " : "") + undetermined[i];
+    w += " (rank " + std::to_string(rank) + " of " + std::to_string(parameters) + ")";
+    if (!priors.empty()) {
+      w += "; fixed to prior:";
+      for (const auto& [name, p] : priors) w += " " + name + " = " + nlohmann::json(p.value).dump() + " (" + p.why + ")";
+    }
+    w += resolved ? "; the others refitted" : "; without a prior, the rest keep the minimum-norm solution";
+  } else if (poorly_conditioned()) {
+    w = what + ": poorly conditioned fit (condition number " + nlohmann::json(condition).dump() +
+        " > 1e4): its coefficients are uncertain; predictions near the measured shapes are not";
+  }
+  return w;
+}
+
+// The non-empty warnings of named fits, for a profile's "warnings" array
+// (printed on stderr by `trainsim calibrate`).
+inline nlohmann::json fit_warnings(const std::vector<std::pair<std::string, FitCheck>>& fits) {
+  nlohmann::json w = nlohmann::json::array();
+  for (const auto& [name, check] : fits)
+    if (std::string s = check.warning(name); !s.empty()) w.push_back(s);
+  return w;
 }
 
 inline double median(std::vector<double> v) {

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "trainsim/calibrate/cpu.hpp"
 #include "trainsim/kernels/attention.hpp"
 #include "trainsim/kernels/cpu_gemm.hpp"
 #include "trainsim/model/accounting.hpp"
@@ -21,7 +22,7 @@ namespace trainsim::calibrate {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = ThreadCpuClock;  // calibrate/cpu.hpp: as the calibration measures
 
 // Scratch buffers grown on demand and reused by every op.
 struct Scratch {

@@ -132,7 +132,7 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
     r.finish();
   }
   if (auto dev = o.object_optional("device")) {
-    p.device = parse_gpu(*dev);
+    p.device = parse_gpu(*dev, DeviceBounds::Measured);
   }
   auto read_fit = [&](const char* key, GemmFit& f) {
     auto g = o.object(key);
@@ -148,6 +148,7 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
     f.mean_abs_rel_error = fit.number("mean_abs_rel_error", 0, 100);
     f.max_abs_rel_error = fit.number("max_abs_rel_error", 0, 100);
     fit.raw("residuals");
+    fit.raw_optional("conditioning");  // rank, condition number, undetermined parameters (informative)
     fit.finish();
     g.finish();
   };
@@ -195,6 +196,7 @@ CalibrationProfile parse_profile(const nlohmann::json& j, const std::string& fil
   }
   o.raw_optional("fitted_points");  // informative copy of the inputs, not read
   o.raw_optional("software");       // compiler and kernel versions of a measured profile, not read
+  o.raw_optional("warnings");       // what the fits could not determine (printed by trainsim calibrate)
   o.finish();
   return p;
 }

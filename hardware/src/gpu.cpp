@@ -24,6 +24,9 @@ constexpr const char* kFieldKeys[] = {
 // Generous physical bounds: they catch unit slips (GB/s written as TB/s) and
 // sign errors, not plausible future parts.
 constexpr double kMaxTflops = 1e6;
+// Lower bounds (DeviceBounds in gpu.hpp): TFLOPS and TB/s.
+constexpr double kMinDatasheetRate = 1e-3;  // 1 GFLOP/s, 1 GB/s
+constexpr double kMinMeasuredRate = 1e-6;   // 1 MFLOP/s, 1 MB/s
 
 }  // namespace
 
@@ -39,24 +42,25 @@ FlopsPerSecond GpuSpec::peak(Precision p) const {
   return FlopsPerSecond(0.0);
 }
 
-GpuSpec parse_gpu(JsonObject& obj) {
+GpuSpec parse_gpu(JsonObject& obj, DeviceBounds bounds) {
+  const double lo = bounds == DeviceBounds::Measured ? kMinMeasuredRate : kMinDatasheetRate;
   GpuSpec g;
   g.name = obj.string("name");
   if (g.name.empty()) obj.fail("name", "a non-empty preset id such as \"H800\"");
   g.full_name = obj.string("full_name");
   g.sms = static_cast<int>(obj.integer("sms", 1, 100000));
-  g.peak_bf16 = tflops_per_s(obj.number("bf16_dense_TFLOPS", 1e-3, kMaxTflops));
-  g.peak_fp16 = tflops_per_s(obj.number("fp16_dense_TFLOPS", 1e-3, kMaxTflops));
+  g.peak_bf16 = tflops_per_s(obj.number("bf16_dense_TFLOPS", lo, kMaxTflops));
+  g.peak_fp16 = tflops_per_s(obj.number("fp16_dense_TFLOPS", lo, kMaxTflops));
   if (const Json* fp8 = obj.raw_optional("fp8_dense_TFLOPS"); fp8 == nullptr) {
     obj.raw("fp8_dense_TFLOPS");  // throws: required key (null when unsupported)
   } else if (fp8->is_null()) {
     g.peak_fp8 = FlopsPerSecond(0.0);
   } else {
-    g.peak_fp8 = tflops_per_s(obj.number("fp8_dense_TFLOPS", 1e-3, kMaxTflops));
+    g.peak_fp8 = tflops_per_s(obj.number("fp8_dense_TFLOPS", lo, kMaxTflops));
   }
-  g.peak_fp32_simt = tflops_per_s(obj.number("fp32_simt_TFLOPS", 1e-3, kMaxTflops));
+  g.peak_fp32_simt = tflops_per_s(obj.number("fp32_simt_TFLOPS", lo, kMaxTflops));
   g.hbm_capacity = bytes(obj.number("hbm_capacity_GiB", 1e-3, 1e6) * kGiB);
-  g.hbm_bandwidth = BytesPerSecond(obj.number("hbm_TBps", 1e-3, 1e3) * 1e12);
+  g.hbm_bandwidth = BytesPerSecond(obj.number("hbm_TBps", lo, 1e3) * 1e12);
   g.nvlink_unidir = gbytes_per_s(obj.number("nvlink_unidir_GBps", 1e-3, 1e6));
   g.nvlink_latency = Time::us(obj.number("nvlink_latency_us", 0.0, 1e4));
   g.clock_boost_mhz = obj.number("clock_boost_MHz", 1.0, 1e5);

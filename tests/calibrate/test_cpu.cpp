@@ -72,6 +72,21 @@ TEST_CASE("CPU calibration reports every measured point, done of total, in order
   }
 }
 
+TEST_CASE("a profile measured in an instrumented build (below 1 GFLOP/s) still loads") {
+  // Under ASan the single-thread CPU GEMM measures about 0.3 GFLOP/s and the
+  // stream triad about 1 GB/s: slow but true, so the profile must load (the
+  // parser's 1 GFLOP/s bound is for datasheets, gpu.hpp DeviceBounds).
+  nlohmann::json j = quick_profile();
+  for (const char* k : {"bf16_dense_TFLOPS", "fp16_dense_TFLOPS", "fp8_dense_TFLOPS", "fp32_simt_TFLOPS"})
+    j["device"][k] = 3e-4;
+  j["device"]["hbm_TBps"] = 5e-4;
+  j["reference"]["peak_gemm_TFLOPS"] = 3e-4;
+  j["reference"]["peak_attention_TFLOPS"] = 3e-4;
+  j["gemm_fp8"]["beta_ns_per_k"] = 2.0 * 64 * 64 / 3e8 * 1e9;  // 2*64*64 FLOPs per K at 0.3 GFLOP/s
+  const hw::CalibrationProfile p = hw::parse_profile(j, "asan-cpu.json");
+  CHECK(p.device.peak(Precision::FP32).value() == doctest::Approx(3e8));
+}
+
 TEST_CASE("replay runs every operation of a dense and a MoE layer and predicts each from the profile") {
   const hw::CalibrationProfile p = hw::parse_profile(quick_profile(), "cpu.json");
   const model::Architecture arch = mini_moe();

@@ -1,9 +1,11 @@
 // calibrate_cuda (calibrate/cuda.hpp). The unit suite runs here: without a
 // usable device calibrate_cuda throws std::runtime_error naming the reason
-// (query_cuda_devices()'s message). The gpu suite (skipped with a MESSAGE
+// (query_cuda_devices()'s message). The gpu suite (skipped with TRAINSIM_SKIP
 // without a device) runs a --quick calibration and checks the profile loads.
 // UNVERIFIED: the gpu suite has never run (no GPU on the development machine).
 #include <doctest/doctest.h>
+
+#include "../support/skip.hpp"
 
 #include <stdexcept>
 #include <string>
@@ -47,8 +49,7 @@ TEST_SUITE("gpu") {
 TEST_CASE("calibrate_cuda --quick produces a profile that loads") {
   std::string message;
   if (calibrate::cuda_device_count(&message) == 0) {
-    MESSAGE("skipping calibrate_cuda: " << message);
-    return;
+    TRAINSIM_SKIP("calibrate_cuda: " << message);
   }
   calibrate::CudaCalibrationOptions opt;
   opt.quick = true;

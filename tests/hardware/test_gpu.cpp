@@ -130,6 +130,27 @@ TEST_CASE("inline GPU object parses; null fp8 means unsupported") {
   CHECK_FALSE(parse_gpu(o2).supports(Precision::FP8));
 }
 
+TEST_CASE("a measured device may be slower than any datasheet (instrumented CPU builds)") {
+  // A single-thread CPU GEMM under ASan measures about 0.3 GFLOP/s = 3e-4 TFLOPS:
+  // below the 1 GFLOP/s datasheet bound (a unit slip there), above the 1 MFLOP/s
+  // bound of a measured device (slower than that is a broken measurement).
+  Json j = good_gpu();
+  for (const char* k : {"bf16_dense_TFLOPS", "fp16_dense_TFLOPS", "fp8_dense_TFLOPS", "fp32_simt_TFLOPS"}) j[k] = 3e-4;
+  j["hbm_TBps"] = 5e-4;  // 0.5 GB/s
+  const InputError e = parse_error(j);
+  CHECK(e.json_path() == "/cluster/gpu/bf16_dense_TFLOPS");
+  JsonObject o(j, "gpu.json", "/device");
+  const GpuSpec g = parse_gpu(o, DeviceBounds::Measured);
+  CHECK(g.peak_fp32_simt.value() == doctest::Approx(3e8));
+  CHECK(g.hbm_bandwidth.value() == doctest::Approx(5e8));
+  j["fp32_simt_TFLOPS"] = 1e-7;  // 0.1 MFLOP/s
+  const InputError slow = test::input_error_of([&] {
+    JsonObject o2(j, "gpu.json", "/device");
+    parse_gpu(o2, DeviceBounds::Measured);
+  });
+  CHECK(slow.json_path() == "/device/fp32_simt_TFLOPS");
+}
+
 TEST_CASE("bad inline GPU objects are InputErrors at the right path") {
   {
     Json j = good_gpu();

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/skip.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -171,8 +173,7 @@ TEST_SUITE("gpu") {
 TEST_CASE("attention_cuda forward and backward match the CPU reference on BF16-rounded inputs") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping attention_cuda run: " << info.message);
-    return;
+    TRAINSIM_SKIP("attention_cuda run: " << info.message);
   }
   struct Case {
     int seq, heads, dqk, dv;
@@ -192,8 +193,7 @@ TEST_CASE("attention_cuda forward and backward match the CPU reference on BF16-r
     const Inputs in = random_inputs(c.seq, c.heads, c.dqk, c.dv, c.causal, 100 + static_cast<std::uint64_t>(c.seq));
     const AttentionCudaResult r = attention_cuda(in.s, in.q, in.k, in.v, in.d_o, 3);
     if (!r.ran && r.message.find("needs a compute capability 9.0") != std::string::npos) {
-      MESSAGE("skipping: " << r.message);
-      return;
+      TRAINSIM_SKIP(r.message);
     }
     REQUIRE_MESSAGE(r.ran, r.message);
     MESSAGE(r.message);
@@ -243,14 +243,12 @@ TEST_CASE("attention_cuda forward and backward match the CPU reference on BF16-r
 TEST_CASE("attention_cuda BF16 output: O rounded on the device, backward from that O") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping attention_cuda run: " << info.message);
-    return;
+    TRAINSIM_SKIP("attention_cuda run: " << info.message);
   }
   const Inputs in = random_inputs(130, 2, 192, 128, true, 7);
   const AttentionCudaResult r = attention_cuda(in.s, in.q, in.k, in.v, in.d_o, 3, AttentionCudaOutput::bf16);
   if (!r.ran && r.message.find("needs a compute capability 9.0") != std::string::npos) {
-    MESSAGE("skipping: " << r.message);
-    return;
+    TRAINSIM_SKIP(r.message);
   }
   REQUIRE_MESSAGE(r.ran, r.message);
   int not_bf16 = 0;
@@ -276,14 +274,12 @@ TEST_CASE("attention_cuda BF16 output: O rounded on the device, backward from th
 TEST_CASE("attention_cuda timing at a V3-like shape (baseline kernels, not FA3)") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping attention_cuda timing: " << info.message);
-    return;
+    TRAINSIM_SKIP("attention_cuda timing: " << info.message);
   }
   const Inputs in = random_inputs(2048, 16, 192, 128, true, 11);
   const AttentionCudaResult r = attention_cuda(in.s, in.q, in.k, in.v, in.d_o, 5);
   if (!r.ran && r.message.find("needs a compute capability 9.0") != std::string::npos) {
-    MESSAGE("skipping: " << r.message);
-    return;
+    TRAINSIM_SKIP(r.message);
   }
   REQUIRE_MESSAGE(r.ran, r.message);
   CHECK(r.forward_seconds > 0.0);

@@ -1,10 +1,12 @@
 // cuBLASLt baselines (kernels/cublas_gemm.hpp). The unit suite runs anywhere:
 // argument checks and the "no device / built without CUDA" answers. The gpu
-// suite (skipped with a MESSAGE when no device is usable) checks BF16 results
+// suite (skipped with TRAINSIM_SKIP when no device is usable) checks BF16 results
 // against a double-precision CPU reference on BF16-rounded inputs and that
 // the FP8 and BF16 timings and the stream triad run. UNVERIFIED: the gpu
 // suite has never run (no GPU on the development machine).
 #include <doctest/doctest.h>
+
+#include "../support/skip.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -69,8 +71,7 @@ TEST_SUITE("gpu") {
 TEST_CASE("cuBLASLt BF16 GEMM matches a CPU reference on BF16-rounded inputs") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping cuBLASLt BF16 check: " << info.message);
-    return;
+    TRAINSIM_SKIP("cuBLASLt BF16 check: " << info.message);
   }
   const int m = 64, n = 128, k = 256;
   std::mt19937 rng(7);
@@ -107,8 +108,7 @@ TEST_CASE("cuBLASLt BF16 GEMM matches a CPU reference on BF16-rounded inputs") {
 TEST_CASE("cuBLASLt FP8 and BF16 timings and the stream triad run") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping cuBLASLt timings: " << info.message);
-    return;
+    TRAINSIM_SKIP("cuBLASLt timings: " << info.message);
   }
   const GemmCudaResult b = cublaslt_gemm_bf16(1024, 1024, 1024, 5);
   REQUIRE_MESSAGE(b.ran, b.message);

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/skip.hpp"
+
 #include "trainsim/kernels/cuda_device.hpp"
 
 using namespace trainsim::kernels;
@@ -22,11 +24,10 @@ TEST_CASE("query_cuda_devices always explains itself") {
 }
 
 TEST_SUITE("gpu") {
-TEST_CASE("CUDA devices are visible (skips with a message when there are none)") {
+TEST_CASE("CUDA devices are visible (skips when there are none)") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping GPU checks: " << info.message);
-    return;
+    TRAINSIM_SKIP("GPU checks: " << info.message);
   }
   MESSAGE(info.message);
   for (const CudaDevice& d : info.devices) {

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/skip.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -203,8 +205,7 @@ TEST_SUITE("gpu") {
 TEST_CASE("fp8_gemm_cuda matches the CPU promoted-accumulation reference") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping fp8_gemm_cuda run: " << info.message);
-    return;
+    TRAINSIM_SKIP("fp8_gemm_cuda run: " << info.message);
   }
   struct Shape {
     int m, n, k;
@@ -216,8 +217,7 @@ TEST_CASE("fp8_gemm_cuda matches the CPU promoted-accumulation reference") {
     const Problem p = random_problem(s.m, s.n, s.k, 1000 + static_cast<std::uint64_t>(s.k));
     const Fp8GemmCudaResult r = fp8_gemm_cuda(p.a, p.b_nk, 5);
     if (!r.ran && r.message.find("needs a compute capability 9.0") != std::string::npos) {
-      MESSAGE("skipping: " << r.message);
-      return;
+      TRAINSIM_SKIP(r.message);
     }
     REQUIRE_MESSAGE(r.ran, r.message);
     REQUIRE(r.c.size() == static_cast<std::size_t>(s.m) * static_cast<std::size_t>(s.n));

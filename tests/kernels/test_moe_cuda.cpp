@@ -1,9 +1,11 @@
 // MoE expert path on CUDA (kernels/moe_cuda.hpp), forward only. The unit
 // suite runs anywhere: argument checks, balanced routing, and the "no device /
-// built without CUDA" answer. The gpu suite (skipped with a MESSAGE when no
+// built without CUDA" answer. The gpu suite (skipped with TRAINSIM_SKIP when no
 // device is usable) compares with the FP32 CPU reference moe_forward within a
 // BF16 tolerance. UNVERIFIED: the gpu suite has never run (no GPU here).
 #include <doctest/doctest.h>
+
+#include "../support/skip.hpp"
 
 #include <cmath>
 #include <random>
@@ -84,8 +86,7 @@ TEST_SUITE("gpu") {
 TEST_CASE("moe_forward_cuda matches moe_forward within BF16 tolerance") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping moe_forward_cuda: " << info.message);
-    return;
+    TRAINSIM_SKIP("moe_forward_cuda: " << info.message);
   }
   const MoeConfig c = small_config();
   const MoeWeights w = random_moe_weights(c, 11);
@@ -115,8 +116,7 @@ TEST_CASE("moe_forward_cuda matches moe_forward within BF16 tolerance") {
 TEST_CASE("moe_forward_cuda_timing runs a V3-sized expert layer slice") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count == 0) {
-    MESSAGE("skipping moe_forward_cuda_timing: " << info.message);
-    return;
+    TRAINSIM_SKIP("moe_forward_cuda_timing: " << info.message);
   }
   MoeConfig c;
   c.hidden = 7168;

@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "../support/skip.hpp"
+
 #include <string>
 #include <vector>
 
@@ -54,18 +56,16 @@ TEST_CASE("nccl_sweep says why it did not run with fewer than two GPUs") {
 }
 }
 
-TEST_SUITE("gpu") {
+TEST_SUITE("multigpu") {
 TEST_CASE("nccl_sweep measures all-reduce and all-to-all on every visible GPU") {
   const DeviceInfo info = query_cuda_devices();
   if (info.count < 2) {
-    MESSAGE("skipping nccl_sweep: needs >= 2 CUDA devices (" << info.message << ")");
-    return;
+    TRAINSIM_SKIP("nccl_sweep: needs >= 2 CUDA devices (" << info.message << ")");
   }
   const std::vector<double> sizes{1 << 16, 1 << 20, 1 << 24, 1 << 28};
   const NcclSweepResult r = nccl_sweep(0, sizes, 5);
   if (r.message.find("built without NCCL") != std::string::npos) {
-    MESSAGE("skipping: " << r.message);
-    return;
+    TRAINSIM_SKIP(r.message);
   }
   REQUIRE_MESSAGE(r.ran, r.message);
   MESSAGE(r.message);

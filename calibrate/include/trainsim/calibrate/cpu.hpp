@@ -14,6 +14,7 @@
 // points and every fit with its residuals. The replay (`trainsim replay`)
 // then checks the fit on shapes that are not on the grid.
 #include <array>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -53,7 +54,22 @@ CalibrationGrid grid_for_model(const model::Architecture& arch, const model::OpC
 // Runs the microbenchmarks and returns the profile JSON (hw::parse_profile).
 nlohmann::json calibrate_cpu(const CpuCalibrationOptions& options);
 
-// Wall time of `fn`: one warm-up call, then the median of `repeats` calls.
+// The calling thread's CPU time (CLOCK_THREAD_CPUTIME_ID): what a
+// single-threaded CPU kernel costs, without the time the thread waited for a
+// core. On an idle machine it equals wall time; on a loaded one (other jobs
+// on the same cores) wall time of the same kernel varies from run to run by
+// the load, which would make calibration and replay disagree by the change
+// in load between them. Cache and memory-bandwidth contention still count.
+struct ThreadCpuClock {
+  using duration = std::chrono::nanoseconds;
+  using rep = duration::rep;
+  using period = duration::period;
+  using time_point = std::chrono::time_point<ThreadCpuClock>;
+  static constexpr bool is_steady = true;
+  static time_point now() noexcept;
+};
+
+// Thread CPU time of `fn`: one warm-up call, then the median of `repeats` calls.
 double time_median_s(const std::function<void()>& fn, int repeats);
 
 }  // namespace trainsim::calibrate

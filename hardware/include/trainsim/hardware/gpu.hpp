@@ -51,10 +51,18 @@ struct GpuSpec {
   FlopsPerSecond peak(Precision p) const;
 };
 
+// Which lower bounds a device's rates are checked against: a datasheet (a GPU
+// preset or a scenario's inline GPU) must be at least 1 GFLOP/s and 1 GB/s
+// (anything slower is a unit slip); a device measured by `trainsim calibrate`
+// (a profile's "device" block) may be as slow as 1 MFLOP/s and 1 MB/s, since a
+// CPU kernel in an instrumented build (ASan, Valgrind, a debug build) runs
+// below 1 GFLOP/s, and the rate is then true, if slow.
+enum class DeviceBounds { Datasheet, Measured };
+
 // Strict parse of one GPU object: every key required (fp8 may be null), numbers
 // range-checked, unknown keys rejected (finish() is called). InputError on any
 // problem, naming file and JSON path.
-GpuSpec parse_gpu(JsonObject& obj);
+GpuSpec parse_gpu(JsonObject& obj, DeviceBounds bounds = DeviceBounds::Datasheet);
 
 // The embedded preset data/gpus/<name>.json. An unknown name throws InputError
 // whose `expected` lists the available presets; `file` and `json_path` say
