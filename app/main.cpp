@@ -13,6 +13,7 @@
 
 #include "trainsim/app/collective_study.hpp"
 #include "trainsim/app/fabric_study.hpp"
+#include "trainsim/app/hf_config.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
@@ -103,6 +104,9 @@ int main(int argc, char** argv) {
   fp8err->add_flag("--json", fp8_json, "print JSON");
 
   auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
+  std::string from_hf;
+  presets->add_option("--from-hf", from_hf,
+                      "print the architecture resolved from a Hugging Face config.json (as an inline scenario model)");
 
   std::string fabric_scenario, dot_file;
   bool fabric_json_out = false, fabric_list = false;
@@ -334,6 +338,8 @@ int main(int argc, char** argv) {
       if (fabric_list) out_text += trainsim::app::fabric_names(study);
       if (!dot_file.empty()) write_atomically(dot_file, dot_text);
       std::cout << out_text;
+    } else if (*presets && !from_hf.empty()) {
+      std::cout << trainsim::model::to_json(trainsim::app::load_hf_config(from_hf, from_hf).arch).dump(2) << '\n';
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;
