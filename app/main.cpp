@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "trainsim/app/chakra_export.hpp"
 #include "trainsim/app/collective_study.hpp"
 #include "trainsim/app/fabric_study.hpp"
 #include "trainsim/app/hf_config.hpp"
@@ -70,6 +71,10 @@ int main(int argc, char** argv) {
   simulate->add_option("--calibration", calibration_override,
                        "calibration profile to use instead of the scenario's (a name in data/calibration or a file)");
   simulate->add_flag("--quiet", quiet, "do not print the summary");
+  std::string chakra_dir;
+  simulate->add_option("--chakra", chakra_dir,
+                       "write the step as MLCommons Chakra execution traces (one file per GPU, for ASTRA-sim) into "
+                       "this directory");
   std::string fidelity = "auto";
   simulate->add_option("--fidelity", fidelity,
                        "auto | full | collapsed: simulate every GPU (full), or one replica per pipeline rank "
@@ -170,13 +175,18 @@ int main(int argc, char** argv) {
     if (*simulate) {
       check_writable(report_file);
       check_writable(trace_file);
+      check_writable(chakra_dir);
+      if (!chakra_dir.empty() && !trainsim::app::chakra_available())
+        throw trainsim::InputError("--chakra", "", "\"" + chakra_dir + "\"",
+                                   "a trainsim built with protobuf (scripts/setup.sh installs it); this build has no "
+                                   "Chakra export");
       auto scenario = trainsim::app::load_scenario(scenario_file);
       if (!calibration_override.empty()) scenario.calibration = calibration_override;
       trainsim::app::SimulateOptions opts;
       opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
                                                 : trainsim::app::FidelityChoice::Auto;
-      opts.record = !trace_file.empty();
+      opts.record = !trace_file.empty() || !chakra_dir.empty();
       const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim);
       // Build every output before writing any of them.
@@ -185,7 +195,12 @@ int main(int argc, char** argv) {
       if (!trace_file.empty()) trace_text = trainsim::app::chrome_trace(sim).dump() + "\n";
       if (!report_file.empty()) write_atomically(report_file, report_text);
       if (!trace_file.empty()) write_atomically(trace_file, trace_text);
+      std::optional<trainsim::app::ChakraSummary> chakra;
+      if (!chakra_dir.empty()) chakra = trainsim::app::write_chakra(sim, chakra_dir);
       if (!quiet) std::cout << trainsim::app::summary_text(report);
+      if (chakra && !quiet)
+        std::cout << fmt::format("chakra traces       {} files ({} nodes, {:.1f} MB) and comm_group.json in {}\n",
+                                 chakra->files, chakra->nodes, static_cast<double>(chakra->bytes) / 1e6, chakra_dir);
     } else if (*calibrate && import_file.empty()) {
       check_writable(out_file);
       bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
