@@ -18,6 +18,7 @@
 #include "trainsim/model/cluster_layout.hpp"
 
 #ifdef TRAINSIM_HAVE_CHAKRA
+#include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/delimited_message_util.h>
 
@@ -26,6 +27,7 @@
 
 namespace trainsim::app {
 
+#ifdef TRAINSIM_HAVE_CHAKRA
 namespace {
 
 using model::ChunkOpType;
@@ -349,7 +351,6 @@ void write_file(const std::filesystem::path& path, const std::string& bytes) {
   std::filesystem::rename(tmp, path);
 }
 
-#ifdef TRAINSIM_HAVE_CHAKRA
 namespace pb = ChakraProtoMsg;
 
 pb::CollectiveCommType coll_type(CommKind k) {
@@ -408,8 +409,6 @@ void fill_node(pb::Node& n, const NodeSpec& s, int gpu, const model::ClusterLayo
 // One GPU's trace: metadata, then every node, each length-delimited.
 std::string serialize(const RankGraph& g, const Simulation& sim, const model::ClusterLayout& layout, int gpu,
                       GroupIds& groups) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
   pb::GlobalMetadata meta;
   meta.set_version("0.0.4");
   const auto add_meta = [&](const char* name, const std::string& value) {
@@ -422,21 +421,29 @@ std::string serialize(const RankGraph& g, const Simulation& sim, const model::Cl
   add_meta("gpu", std::to_string(gpu));
   add_meta("pipeline_rank", std::to_string(layout.rank_of(gpu)));
   add_meta("fidelity", model::to_string(sim.step.fidelity));
-  google::protobuf::util::SerializeDelimitedToZeroCopyStream(meta, &stream);
-  pb::Node n;
-  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
-    n.Clear();
-    n.set_id(i);
-    for (const int d : g.data_deps[i]) n.add_data_deps(static_cast<std::uint64_t>(d));
-    for (const int d : g.ctrl_deps[i]) n.add_ctrl_deps(static_cast<std::uint64_t>(d));
-    fill_node(n, g.nodes[i], gpu, layout, groups);
-    google::protobuf::util::SerializeDelimitedToZeroCopyStream(n, &stream);
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream zero_copy(&out);
+    // One coded stream for the whole file (a stream per message would grow
+    // and zero the string's spare capacity once per node); its destructor
+    // trims the string to what was written.
+    google::protobuf::io::CodedOutputStream stream(&zero_copy);
+    google::protobuf::util::SerializeDelimitedToCodedStream(meta, &stream);
+    pb::Node n;
+    for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+      n.Clear();
+      n.set_id(i);
+      for (const int d : g.data_deps[i]) n.add_data_deps(static_cast<std::uint64_t>(d));
+      for (const int d : g.ctrl_deps[i]) n.add_ctrl_deps(static_cast<std::uint64_t>(d));
+      fill_node(n, g.nodes[i], gpu, layout, groups);
+      google::protobuf::util::SerializeDelimitedToCodedStream(n, &stream);
+    }
   }
   return out;
 }
-#endif
 
 }  // namespace
+#endif
 
 bool chakra_available() {
 #ifdef TRAINSIM_HAVE_CHAKRA
@@ -448,6 +455,7 @@ bool chakra_available() {
 
 ChakraSummary write_chakra(const Simulation& sim, const std::string& dir) {
 #ifndef TRAINSIM_HAVE_CHAKRA
+  (void)sim;
   throw InputError("--chakra", "", "\"" + dir + "\"",
                    "a trainsim built with protobuf (libprotobuf-dev and protobuf-compiler, scripts/setup.sh); this "
                    "build has no Chakra export");
