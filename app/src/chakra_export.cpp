@@ -237,32 +237,20 @@ class RankBuilder {
     ends.insert(ends.end(), group.begin(), group.end());
   }
 
-  // Gradient synchronisation (as ClusterExecutor::tail_of orders it), then the optimizer.
+  // Gradient synchronisation (in the cluster execution's order), then the optimizer.
   void tail(std::vector<int> deps) {
     const model::TailWork& w = st_.tail[static_cast<std::size_t>(rank_)];
-    std::vector<std::tuple<CommKind, bool, double>> steps;
-    const auto step = [&](CommKind k, bool expert, double b) {
-      if (b > 0) steps.emplace_back(k, expert, b);
-    };
-    if (w.all_reduce) {
-      step(CommKind::DpAllReduce, false, w.dense_grad_bytes);
-      step(CommKind::DpAllReduce, true, w.expert_grad_bytes);
-    } else {
-      step(CommKind::DpReduceScatter, false, w.dense_grad_bytes);
-      step(CommKind::DpAllGather, false, w.dense_param_bytes);
-      step(CommKind::DpReduceScatter, true, w.expert_grad_bytes);
-      step(CommKind::DpAllGather, true, w.expert_param_bytes);
-    }
+    const std::vector<model::TailCollective> steps = model::tail_collectives(w);
     if (steps.size() != dp_.size()) throw std::logic_error("chakra export: recorded DP collectives differ from the tail");
     Time at = Time::zero();
     for (const int d : deps) at = max(at, nodes_[static_cast<std::size_t>(d)].end);
     for (std::size_t i = 0; i < steps.size(); ++i) {
-      const auto [kind, expert, bytes] = steps[i];
-      NodeSpec n = node(NodeKind::Coll, fmt::format("{} ({} parameters)", model::to_string(kind), expert ? "expert" : "dense"),
+      const model::TailCollective& c = steps[i];
+      NodeSpec n = node(NodeKind::Coll, fmt::format("{} ({} parameters)", model::to_string(c.kind), c.expert ? "expert" : "dense"),
                         dp_[i]->start, dp_[i]->end, deps, 1);
-      n.comm = kind;
-      n.expert = expert;
-      n.bytes = bytes;
+      n.comm = c.kind;
+      n.expert = c.expert;
+      n.bytes = c.bytes;
       deps = {add(std::move(n))};
       at = dp_[i]->end;
     }
