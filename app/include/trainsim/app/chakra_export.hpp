@@ -38,10 +38,12 @@
 // simulator times them with its own network model. Memory-bound kernels are
 // COMP_NODEs with their FLOPs (often 0) and their simulated duration.
 //
-// Validated by tests/app/test_chakra.cpp: the files of a 16-GPU dense
-// scenario decode with the schema, per-GPU node counts equal the simulated
-// kernel and transfer counts, and the dependencies reference existing nodes
-// and form no cycle.
+// Validated by tests/app/test_chakra.cpp: the files of a 16-GPU dense 1F1B
+// scenario and of a 32-GPU DualPipe MoE one decode with the schema, per-GPU
+// node counts equal the simulated kernel and transfer counts, every send has
+// its receive (same tag) on the peer, every member of a group runs as many of
+// its collectives, and the dependencies reference earlier nodes (no cycle).
+// Not run through ASTRA-sim itself (not installed here).
 #include <cstdint>
 #include <string>
 
