@@ -11,9 +11,11 @@
 #include <optional>
 #include <stdexcept>
 
+#include "trainsim/app/chakra_export.hpp"
 #include "trainsim/app/collective_study.hpp"
 #include "trainsim/app/fabric_study.hpp"
 #include "trainsim/app/html_report.hpp"
+#include "trainsim/app/hf_config.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/run_cost.hpp"
 #include "trainsim/app/scenario.hpp"
@@ -82,6 +84,10 @@ int main(int argc, char** argv) {
   std::string html_file;
   simulate->add_option("--html", html_file,
                        "write the report as one self-contained HTML page (timeline, breakdown, memory, cost)");
+  std::string chakra_dir;
+  simulate->add_option("--chakra", chakra_dir,
+                       "write the step as MLCommons Chakra execution traces (one file per GPU, for ASTRA-sim) into "
+                       "this directory");
   std::string fidelity = "auto";
   simulate->add_option("--fidelity", fidelity,
                        "auto | full | collapsed: simulate every GPU (full), or one replica per pipeline rank "
@@ -116,6 +122,9 @@ int main(int argc, char** argv) {
   fp8err->add_flag("--json", fp8_json, "print JSON");
 
   auto* presets = app.add_subcommand("presets", "list the GPU and model presets");
+  std::string from_hf;
+  presets->add_option("--from-hf", from_hf,
+                      "print the architecture resolved from a Hugging Face config.json (as an inline scenario model)");
 
   std::string fabric_scenario, dot_file;
   bool fabric_json_out = false, fabric_list = false;
@@ -180,13 +189,18 @@ int main(int argc, char** argv) {
       check_writable(report_file);
       check_writable(trace_file);
       check_writable(html_file);
+      check_writable(chakra_dir);
+      if (!chakra_dir.empty() && !trainsim::app::chakra_available())
+        throw trainsim::InputError("--chakra", "", "\"" + chakra_dir + "\"",
+                                   "a trainsim built with protobuf (scripts/setup.sh installs it); this build has no "
+                                   "Chakra export");
       auto scenario = trainsim::app::load_scenario(scenario_file);
       if (!calibration_override.empty()) scenario.calibration = calibration_override;
       trainsim::app::SimulateOptions opts;
       opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
                                                 : trainsim::app::FidelityChoice::Auto;
-      opts.record = !trace_file.empty() || !html_file.empty();
+      opts.record = !trace_file.empty() || !html_file.empty() || !chakra_dir.empty();
       opts.progress = !quiet;
       const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim, trainsim::app::evaluate_run(sim, opts));
@@ -198,7 +212,12 @@ int main(int argc, char** argv) {
       if (!report_file.empty()) write_atomically(report_file, report_text);
       if (!trace_file.empty()) write_atomically(trace_file, trace_text);
       if (!html_file.empty()) write_atomically(html_file, html_text);
+      std::optional<trainsim::app::ChakraSummary> chakra;
+      if (!chakra_dir.empty()) chakra = trainsim::app::write_chakra(sim, chakra_dir);
       if (!quiet) std::cout << trainsim::app::summary_text(report);
+      if (chakra && !quiet)
+        std::cout << fmt::format("chakra traces       {} files ({} nodes, {:.1f} MB) and comm_group.json in {}\n",
+                                 chakra->files, chakra->nodes, static_cast<double>(chakra->bytes) / 1e6, chakra_dir);
     } else if (*calibrate && import_file.empty()) {
       check_writable(out_file);
       bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
@@ -360,6 +379,8 @@ int main(int argc, char** argv) {
       if (fabric_list) out_text += trainsim::app::fabric_names(study);
       if (!dot_file.empty()) write_atomically(dot_file, dot_text);
       std::cout << out_text;
+    } else if (*presets && !from_hf.empty()) {
+      std::cout << trainsim::model::to_json(trainsim::app::load_hf_config(from_hf, from_hf).arch).dump(2) << '\n';
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;

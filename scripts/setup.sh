@@ -3,6 +3,7 @@
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 pkgs=(cmake g++ make libboost-graph-dev libeigen3-dev libfmt-dev libcli11-dev nlohmann-json3-dev doctest-dev
+      libprotobuf-dev protobuf-compiler
       chromium python3)  # the browser test of the HTML report (tests/browser/)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <filesystem>
 
+#include "trainsim/app/hf_config.hpp"
 #include "trainsim/common/json_reader.hpp"
 #include "trainsim/common/random.hpp"
 #include "trainsim/hardware/gpu.hpp"
@@ -18,6 +20,18 @@ std::int64_t Scenario::microbatches_per_step() const {
 }
 
 namespace {
+
+// /model as {"hf_config": path}: a Hugging Face config.json, the path relative
+// to the scenario file (app/hf_config.hpp). Sets `ref` to "hf_config:path".
+model::Architecture hf_model(const Json& m, const std::string& file, std::string& ref) {
+  JsonObject mo(m, file, "/model");
+  const std::string rel = mo.string("hf_config");
+  mo.finish();
+  const std::filesystem::path p(rel);
+  const std::string path = p.is_absolute() ? rel : (std::filesystem::path(file).parent_path() / p).string();
+  ref = "hf_config:" + rel;
+  return load_hf_config(path, rel).arch;
+}
 
 model::ParallelPlan parse_plan(JsonObject& p) {
   model::ParallelPlan plan;
@@ -359,12 +373,14 @@ Scenario parse_scenario(const nlohmann::json& j, const std::string& file) {
   if (m.is_string()) {
     s.model_ref = m.get<std::string>();
     s.arch = model::architecture_preset(s.model_ref, file, "/model");
+  } else if (m.is_object() && m.contains("hf_config")) {
+    s.arch = hf_model(m, file, s.model_ref);
   } else if (m.is_object()) {
     s.model_ref = "inline";
     JsonObject mo(m, file, "/model");
     s.arch = model::parse_architecture(mo);
   } else {
-    root.fail("model", "a model preset name (string) or an inline architecture object");
+    root.fail("model", "a model preset name (string), an inline architecture object or {\"hf_config\": path}");
   }
   auto cluster = root.object("cluster");
   s.cluster = hw::parse_cluster(cluster);

@@ -229,20 +229,9 @@ void ClusterExecutor::make_gpus() {
 }
 
 std::vector<TailStep> ClusterExecutor::tail_of(int rank) const {
-  const TailWork& t = in_.tail[static_cast<std::size_t>(rank)];
   std::vector<TailStep> steps;
-  auto add = [&](CommKind k, bool expert, double bytes) {
-    if (bytes > 0) steps.push_back(TailStep{k, expert, bytes});
-  };
-  if (t.all_reduce) {
-    add(CommKind::DpAllReduce, false, t.dense_grad_bytes);
-    add(CommKind::DpAllReduce, true, t.expert_grad_bytes);
-  } else {
-    add(CommKind::DpReduceScatter, false, t.dense_grad_bytes);
-    add(CommKind::DpAllGather, false, t.dense_param_bytes);
-    add(CommKind::DpReduceScatter, true, t.expert_grad_bytes);
-    add(CommKind::DpAllGather, true, t.expert_param_bytes);
-  }
+  for (const TailCollective& c : tail_collectives(in_.tail[static_cast<std::size_t>(rank)]))
+    steps.push_back(TailStep{c.kind, c.expert, c.bytes});
   steps.push_back(TailStep{CommKind::None, false, 0});  // the optimizer
   return steps;
 }
@@ -749,6 +738,23 @@ void ClusterExecutor::finish(ClusterExecResult& r) {
 }
 
 }  // namespace
+
+std::vector<TailCollective> tail_collectives(const TailWork& t) {
+  std::vector<TailCollective> out;
+  auto add = [&](CommKind k, bool expert, double bytes) {
+    if (bytes > 0) out.push_back(TailCollective{k, expert, bytes});
+  };
+  if (t.all_reduce) {
+    add(CommKind::DpAllReduce, false, t.dense_grad_bytes);
+    add(CommKind::DpAllReduce, true, t.expert_grad_bytes);
+  } else {
+    add(CommKind::DpReduceScatter, false, t.dense_grad_bytes);
+    add(CommKind::DpAllGather, false, t.dense_param_bytes);
+    add(CommKind::DpReduceScatter, true, t.expert_grad_bytes);
+    add(CommKind::DpAllGather, true, t.expert_param_bytes);
+  }
+  return out;
+}
 
 ClusterExecResult execute_cluster(const ClusterExecInputs& in) {
   // The executor keeps `this` in its events: it must not move while running.

@@ -549,6 +549,8 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
     ci.progress = [&in, horizon](Time now) { in.progress(horizon > 0 ? now.to_seconds() / horizon : 0.0); };
   }
   ClusterExecResult cr = execute_cluster(ci);
+  r.tail = ci.tail;
+  r.activation_bytes = ci.activation_bytes;
   if (cr.critical_link >= 0) {
     r.critical_link = topo.links()[static_cast<std::size_t>(cr.critical_link)].name;
     r.critical_link_time = cr.critical_link_time;

@@ -52,7 +52,7 @@ struct StragglerSpec {
 struct Scenario {
   std::string file;
   std::string name;
-  std::string model_ref;  // preset name, or "inline"
+  std::string model_ref;  // preset name, "inline", or "hf_config:<path>"
   model::Architecture arch;
   hw::ClusterSpec cluster;
   model::ParallelPlan plan;

@@ -104,6 +104,17 @@ struct TailWork {
   Time optimizer{};
 };
 
+// One gradient collective of a GPU's tail, in the order the GPU runs them:
+// all-reduce of dense then expert gradients (ZeRO 0), else reduce-scatter
+// and all-gather of the dense, then of the expert parameters; collectives of
+// zero bytes (no data-parallel peers) are left out.
+struct TailCollective {
+  CommKind kind = CommKind::None;
+  bool expert = false;
+  double bytes = 0;  // this GPU's contribution
+};
+std::vector<TailCollective> tail_collectives(const TailWork& t);
+
 struct ClusterExecInputs {
   const Schedule* schedule = nullptr;
   const ClusterLayout* layout = nullptr;

@@ -137,6 +137,11 @@ struct StepResult {
   std::vector<KernelRecord> kernels;      // with StepInputs::record
   std::vector<TransferRecord> transfers;  // with StepInputs::record; links by name below
   std::vector<std::string> link_names;    // with StepInputs::record: topology link names
+  // What the cluster execution was given (for exports that rebuild the
+  // per-GPU work): each rank's gradient synchronisation and optimizer, and
+  // the bytes of one pipeline transfer.
+  std::vector<TailWork> tail;
+  double activation_bytes = 0;
 };
 
 
