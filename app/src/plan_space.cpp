@@ -430,6 +430,7 @@ struct Enumerator {
     PlanLayout l = layout_of(base);
     auto it = job_of.find(job_key(l));
     if (it == job_of.end()) {
+      ++space.candidates;  // outside the enumerated axes, or dominated there
       add_job(base, l);
       it = job_of.find(job_key(l));
     }
