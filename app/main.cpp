@@ -15,6 +15,9 @@
 #include "trainsim/app/fabric_study.hpp"
 #include "trainsim/app/plan.hpp"
 #include "trainsim/common/progress.hpp"
+#ifdef TRAINSIM_HAVE_MPI
+#include "plan_mpi.hpp"
+#endif
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
@@ -163,6 +166,9 @@ int main(int argc, char** argv) {
   trainsim::app::PlanOptions plan_opt;
   bool plan_quiet = false;
   auto* plan = app.add_subcommand("plan", "search parallel layouts of a scenario's model and cluster, rank them");
+#ifdef TRAINSIM_HAVE_MPI
+  plan->footer("MPI: built in; under `mpirun -n N` the layouts are spread over the ranks (rank 0 writes)");
+#endif
   plan->add_option("scenario", plan_scenario, "scenario JSON file");
   plan->add_option("--gpus", plan_gpus, "N, or A:B (doubling from A, B included): cluster sizes to search");
   plan->add_option("--objective", plan_objective, "cost | time | tokens-per-s")->capture_default_str();
@@ -374,6 +380,16 @@ int main(int argc, char** argv) {
       if (plan_opt.top < 1) throw trainsim::InputError("--top", "", std::to_string(plan_opt.top), "at least 1");
       trainsim::Progress progress("plan", 0, !plan_quiet);
       const bool part = !plan_shard.empty();
+#ifdef TRAINSIM_HAVE_MPI
+      if (!part && trainsim::app::mpi_launched()) {
+        const auto result = trainsim::app::run_plan_mpi(scenario, plan_opt, &progress);
+        progress.finish();
+        if (!result) return 0;  // a worker rank
+        if (!plan_out.empty()) write_atomically(plan_out, result->dump(1) + "\n");
+        if (!plan_quiet) std::cout << trainsim::app::plan_text(*result);
+        return 0;
+      }
+#endif
       const auto result = part ? trainsim::app::run_plan_part(scenario, plan_opt, &progress)
                                : trainsim::app::run_plan(scenario, plan_opt, &progress);
       progress.finish();

@@ -2,7 +2,8 @@
 # Installs the Debian packages trainsim builds with, if any is missing.
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
-pkgs=(cmake g++ make libboost-graph-dev libeigen3-dev libfmt-dev libcli11-dev nlohmann-json3-dev doctest-dev)
+pkgs=(cmake g++ make libboost-graph-dev libeigen3-dev libfmt-dev libcli11-dev nlohmann-json3-dev doctest-dev
+      openmpi-bin libopenmpi-dev)  # MPI: optional for the build, used by `mpirun trainsim plan` and its test
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
