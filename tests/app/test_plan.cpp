@@ -8,33 +8,16 @@
 
 #include "trainsim/app/plan.hpp"
 #include "trainsim/common/error.hpp"
+#include "trainsim/common/json_reader.hpp"
 
 using namespace trainsim;
 
 namespace {
 
 // A small MoE (DeepSeek-V3's structure scaled down) on 2 nodes x 8 GPUs, so
-// a whole plan runs in seconds.
+// a whole plan runs in seconds; the MPI test (plan_mpi.sh) plans it too.
 nlohmann::json mini_scenario() {
-  return nlohmann::json::parse(R"({
-    "name": "plan-mini",
-    "model": {
-      "name": "mini-moe", "layers": 6, "hidden": 512, "heads": 8, "ffn_hidden": 1024, "vocab": 4096,
-      "activation": "swiglu", "attention": "mla",
-      "mla": { "q_lora_rank": 192, "kv_lora_rank": 128, "qk_nope_head_dim": 64, "qk_rope_head_dim": 32,
-               "v_head_dim": 64 },
-      "moe": { "routed_experts": 16, "shared_experts": 1, "experts_per_token": 4, "expert_ffn_hidden": 192,
-               "dense_leading_layers": 1, "expert_groups": 4, "max_groups_per_token": 2 },
-      "mtp_depth": 0, "source": "test"
-    },
-    "cluster": { "gpu": "H800", "nodes": 2, "gpus_per_node": 8,
-                 "network": { "topology": "fat-tree", "tiers": 2, "switch_radix": 8, "nic_Gbps": 400 } },
-    "parallelism": { "tp": 1, "pp": 2, "ep": 8, "dp": 8, "zero_stage": 1, "schedule": "1f1b",
-                     "micro_batch_size": 1, "comm_sms": 20, "recompute": "selective" },
-    "precision": { "gemm": "bf16" },
-    "training": { "seq_len": 512, "global_batch_size": 64, "tokens": 1e9 },
-    "cost": { "usd_per_gpu_hour": 2.0 }
-  })");
+  return parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/tests/app/data/plan-mini.json");
 }
 
 app::Scenario mini() { return app::parse_scenario(mini_scenario(), "mini.json"); }
