@@ -16,6 +16,11 @@
 #include "trainsim/app/fabric_study.hpp"
 #include "trainsim/app/html_report.hpp"
 #include "trainsim/app/hf_config.hpp"
+#include "trainsim/app/plan.hpp"
+#include "trainsim/common/progress.hpp"
+#ifdef TRAINSIM_HAVE_MPI
+#include "plan_mpi.hpp"
+#endif
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/run_cost.hpp"
 #include "trainsim/app/scenario.hpp"
@@ -177,6 +182,30 @@ int main(int argc, char** argv) {
   auto* tokens_opt = collective->add_option("--tokens", coll_tokens,
                                             "moe ops: tokens per GPU (default: micro-batch x sequence / tp)");
   collective->add_flag("--json", coll_json, "print the rows as JSON");
+
+  // `plan`: search layouts (app/plan.hpp); `plan merge`: combine --shard parts.
+  std::string plan_scenario, plan_gpus, plan_objective = "cost", plan_out, plan_shard;
+  trainsim::app::PlanOptions plan_opt;
+  bool plan_quiet = false;
+  auto* plan = app.add_subcommand("plan", "search parallel layouts of a scenario's model and cluster, rank them");
+#ifdef TRAINSIM_HAVE_MPI
+  plan->footer("MPI: built in; under `mpirun -n N` the layouts are spread over the ranks (rank 0 writes)");
+#endif
+  plan->add_option("scenario", plan_scenario, "scenario JSON file");
+  plan->add_option("--gpus", plan_gpus, "N, or A:B (doubling from A, B included): cluster sizes to search");
+  plan->add_option("--objective", plan_objective, "cost | time | tokens-per-s")->capture_default_str();
+  plan->add_option("--top", plan_opt.top, "best layouts to re-simulate exactly and report")->capture_default_str();
+  plan->add_option("--out", plan_out, "write the plan JSON (or, with --shard, the part) to this file");
+  plan->add_option("--shard", plan_shard, "i/N: evaluate only slice i of N (merge the parts with `plan merge`)");
+  plan->add_option("--threads", plan_opt.threads, "worker threads (default: all cores)");
+  plan->add_flag("--precisions", plan_opt.vary_precision, "also try bf16 and fp8 (where the GPU has it)");
+  plan->add_flag("--comm-sms", plan_opt.vary_comm_sms, "also try the scenario's communication SMs -8 and +8");
+  plan->add_flag("--quiet", plan_quiet, "no progress line and no table");
+  std::vector<std::string> merge_parts;
+  std::string merge_out;
+  auto* plan_merge = plan->add_subcommand("merge", "combine the parts of a sharded plan");
+  plan_merge->add_option("parts", merge_parts, "part files from `trainsim plan --shard i/N --out`")->required();
+  plan_merge->add_option("--out", merge_out, "plan JSON to write")->required();
 
   try {
     app.parse(argc, argv);
@@ -381,6 +410,38 @@ int main(int argc, char** argv) {
       std::cout << out_text;
     } else if (*presets && !from_hf.empty()) {
       std::cout << trainsim::model::to_json(trainsim::app::load_hf_config(from_hf, from_hf).arch).dump(2) << '\n';
+    } else if (*plan_merge) {
+      check_writable(merge_out);
+      std::vector<nlohmann::json> parts;
+      for (const auto& f : merge_parts) parts.push_back(trainsim::parse_json_file(f));
+      const auto merged = trainsim::app::merge_plan_parts(parts, merge_parts);
+      write_atomically(merge_out, merged.dump(1) + "\n");
+      if (!plan_quiet) std::cout << trainsim::app::plan_text(merged);
+    } else if (*plan) {
+      if (plan_scenario.empty()) throw trainsim::InputError("plan", "", "no scenario", "trainsim plan SCENARIO");
+      check_writable(plan_out);
+      const auto scenario = trainsim::app::load_scenario(plan_scenario);
+      plan_opt.objective = trainsim::app::parse_objective(plan_objective);
+      if (!plan_gpus.empty()) trainsim::app::parse_gpu_option(plan_gpus, scenario.cluster.gpus_per_node, plan_opt);
+      if (!plan_shard.empty()) trainsim::app::parse_shard_option(plan_shard, plan_opt);
+      if (plan_opt.top < 1) throw trainsim::InputError("--top", "", std::to_string(plan_opt.top), "at least 1");
+      trainsim::Progress progress("plan", 0, !plan_quiet);
+      const bool part = !plan_shard.empty();
+#ifdef TRAINSIM_HAVE_MPI
+      if (!part && trainsim::app::mpi_launched()) {
+        const auto result = trainsim::app::run_plan_mpi(scenario, plan_opt, &progress);
+        progress.finish();
+        if (!result) return 0;  // a worker rank
+        if (!plan_out.empty()) write_atomically(plan_out, result->dump(1) + "\n");
+        if (!plan_quiet) std::cout << trainsim::app::plan_text(*result);
+        return 0;
+      }
+#endif
+      const auto result = part ? trainsim::app::run_plan_part(scenario, plan_opt, &progress)
+                               : trainsim::app::run_plan(scenario, plan_opt, &progress);
+      progress.finish();
+      if (!plan_out.empty()) write_atomically(plan_out, result.dump(1) + "\n");
+      if (!plan_quiet && !part) std::cout << trainsim::app::plan_text(result);
     } else if (*presets) {
       std::cout << "GPUs:";
       for (const auto& n : trainsim::hw::gpu_preset_names()) std::cout << ' ' << n;

@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(cmake g++ make libboost-graph-dev libeigen3-dev libfmt-dev libcli11-dev nlohmann-json3-dev doctest-dev
       libprotobuf-dev protobuf-compiler
-      chromium python3)  # the browser test of the HTML report (tests/browser/)
+      chromium python3  # the browser test of the HTML report (tests/browser/)
+      openmpi-bin libopenmpi-dev)  # MPI: optional for the build, used by `mpirun trainsim plan` and its test
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
