@@ -1,6 +1,11 @@
 // trainsim command-line interface. Thin: parsing of arguments, error
-// reporting (input errors -> one line on stderr and exit code 2) and atomic
-// output files. Everything else lives in the libraries.
+// reporting and output files. Everything else lives in the libraries.
+//
+// One error path: every failure, command-line errors included, is one line
+// `trainsim: error: ...` on stderr (printable: control characters escaped,
+// long parts cut); exit 2 for bad input, 1 only for an internal fault (a bug).
+// Outputs are all-or-nothing: each command declares its output files in an
+// app::OutputSet before any work and commits them together at the end.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -13,6 +18,7 @@
 
 #include "trainsim/app/collective_study.hpp"
 #include "trainsim/app/fabric_study.hpp"
+#include "trainsim/app/output_set.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/scenario.hpp"
 #include "trainsim/app/schedule_study.hpp"
@@ -30,27 +36,15 @@
 
 namespace {
 
-// Writes `text` to `path` through a temporary file and a rename, so a failure
-// never leaves a half-written file behind.
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw trainsim::InputError(path, "", "an output path that cannot be written", "a writable file path");
-    out << text;
-    out.flush();
-    if (!out) throw trainsim::InputError(path, "", "a failed write", "a writable file path");
-  }
-  std::filesystem::rename(tmp, path);
+int input_error(const std::string& message) {
+  std::cerr << "trainsim: error: " << trainsim::printable(message, 2000) << '\n';
+  return 2;
 }
 
-// Fails early (before any work) when an output file cannot be created.
-void check_writable(const std::string& path) {
-  if (path.empty()) return;
-  const auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw trainsim::InputError(path, "", fmt::format("directory \"{}\" that does not exist", dir.string()),
-                               "an output path in an existing directory");
+int internal_error(const std::string& message) {
+  std::cerr << "trainsim: error: internal error (a bug, please report it): " << trainsim::printable(message, 2000)
+            << '\n';
+  return 1;
 }
 
 }  // namespace
@@ -128,7 +122,8 @@ int main(int argc, char** argv) {
   schedule->add_option("--microbatches", study.microbatches, "micro-batches in the step (DualPipe: both directions)")
       ->required();
   schedule->add_option("--virtual-stages", study.virtual_stages,
-                       "model chunks per rank of the interleaved schedule (default 2)");
+                       "model chunks per rank of the interleaved schedule (default 2)")
+      ->check(CLI::Range(1, 1024));
   schedule->add_option("--f", study.f, "forward time of one chunk")->capture_default_str();
   schedule->add_option("--b", study.b, "full backward time of one chunk (input + weight gradients)")
       ->capture_default_str();
@@ -159,31 +154,33 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    return input_error(fmt::format("command line: got {}; expected what `trainsim --help` lists", e.what()));
   }
 
+  // Every output file of the command, declared before any work.
+  trainsim::app::OutputSet outputs;
   try {
     if (*simulate) {
-      check_writable(report_file);
-      check_writable(trace_file);
+      outputs.add("--report", report_file, simulate->count("--report") > 0);
+      outputs.add("--trace", trace_file, simulate->count("--trace") > 0);
+      outputs.prepare();
       auto scenario = trainsim::app::load_scenario(scenario_file);
       if (!calibration_override.empty()) scenario.calibration = calibration_override;
       trainsim::app::SimulateOptions opts;
       opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
                                                 : trainsim::app::FidelityChoice::Auto;
-      opts.record = !trace_file.empty();
+      opts.record = outputs.wanted("--trace");
       const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim);
-      // Build every output before writing any of them.
-      const std::string report_text = report.dump(2) + "\n";
-      std::string trace_text;
-      if (!trace_file.empty()) trace_text = trainsim::app::chrome_trace(sim).dump() + "\n";
-      if (!report_file.empty()) write_atomically(report_file, report_text);
-      if (!trace_file.empty()) write_atomically(trace_file, trace_text);
+      outputs.set("--report", report.dump(2) + "\n");
+      if (opts.record) outputs.set("--trace", trainsim::app::chrome_trace(sim).dump() + "\n");
+      outputs.commit();
       if (!quiet) std::cout << trainsim::app::summary_text(report);
     } else if (*calibrate && import_file.empty()) {
-      check_writable(out_file);
+      outputs.add("--out", out_file, true);
+      outputs.prepare();
       bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
       if (!cuda && device != "cpu" && device != "auto")
         throw trainsim::InputError("--device", "", "\"" + device + "\"", "auto, cpu, cuda or cuda:N");
@@ -213,7 +210,8 @@ int main(int argc, char** argv) {
         copt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
         const auto profile = trainsim::calibrate::calibrate_cuda(copt);
         trainsim::hw::parse_profile(profile, out_file);  // what we write must load
-        write_atomically(out_file, profile.dump(1) + "\n");
+        outputs.set("--out", profile.dump(1) + "\n");
+        outputs.commit();
         std::cout << fmt::format("wrote {} (GPU FP8 GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n",
                                  out_file, profile["gemm_fp8"]["fit"]["points"].get<int>(),
                                  100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
@@ -236,7 +234,8 @@ int main(int argc, char** argv) {
       opt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
       const auto profile = trainsim::calibrate::calibrate_cpu(opt);
       trainsim::hw::parse_profile(profile, out_file);  // what we write must load
-      write_atomically(out_file, profile.dump(1) + "\n");
+      outputs.set("--out", profile.dump(1) + "\n");
+      outputs.commit();
       std::cout << fmt::format("wrote {} (CPU GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
                                profile["gemm_fp8"]["fit"]["points"].get<int>(),
                                100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
@@ -246,6 +245,9 @@ int main(int argc, char** argv) {
         throw trainsim::InputError("--device", "", "\"" + replay_device + "\"", "cpu (the CUDA replay is not implemented yet)");
       const auto scenario = trainsim::app::load_scenario(replay_scenario);
       const auto profile = trainsim::hw::load_profile(replay_profile);
+      if (profile.device.name.empty())
+        throw trainsim::InputError(replay_profile, "/device", "a profile with no measured device (imported or published)",
+                                   "a profile measured on this machine: trainsim calibrate --device cpu --out FILE");
       trainsim::calibrate::ReplayInputs in;
       in.arch = &scenario.arch;
       in.cluster = &scenario.cluster;
@@ -267,35 +269,35 @@ int main(int argc, char** argv) {
                                    v["ratio"].get<double>(), v["ops"].get<int>());
       }
     } else if (*calibrate) {
-      check_writable(out_file);
+      outputs.add("--out", out_file, true);
+      outputs.prepare();
       const auto tables = trainsim::parse_json_file(import_file);
       const auto profile = trainsim::calibrate::import_published_tables(tables, import_file);
-      write_atomically(out_file, profile.dump(1) + "\n");
+      outputs.set("--out", profile.dump(1) + "\n");
+      outputs.commit();
       std::cout << fmt::format("wrote {} (GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
                                profile["gemm_fp8"]["fit"]["points"].get<int>(),
                                100 * profile["gemm_fp8"]["fit"]["mean_abs_rel_error"].get<double>(),
                                100 * profile["gemm_fp8"]["fit"]["max_abs_rel_error"].get<double>());
     } else if (*schedule) {
       const auto kind = trainsim::app::parse_schedule_kind(sched_kind);
-      if (!kind) {
-        std::cerr << "trainsim: error: unknown schedule kind \"" << sched_kind << "\" (expected one of "
-                  << trainsim::app::schedule_kind_cli_names() << ")\n";
-        return 2;
-      }
+      if (!kind)
+        throw trainsim::InputError("--kind", "", "\"" + sched_kind + "\"",
+                                   "one of " + trainsim::app::schedule_kind_cli_names());
       study.kind = *kind;
       if (fb_opt->count() > 0) study.fb = fb_value;
-      check_writable(svg_file);
+      outputs.add("--svg", svg_file, schedule->count("--svg") > 0);
+      outputs.prepare();
       std::optional<trainsim::app::StudyResult> result;
       try {
         result = trainsim::app::run_study(study);
       } catch (const std::invalid_argument& e) {
-        std::cerr << "trainsim: error: " << e.what() << '\n';
-        return 2;
+        return input_error(fmt::format("command line: got {}; expected a schedule the options describe", e.what()));
       }
-      // Build every output before writing any of them.
       const std::string out_text = study_json_out ? trainsim::app::study_json(*result).dump(1) + "\n"
                                                   : trainsim::app::study_text(*result);
-      if (!svg_file.empty()) write_atomically(svg_file, trainsim::app::study_svg(*result));
+      if (outputs.wanted("--svg")) outputs.set("--svg", trainsim::app::study_svg(*result));
+      outputs.commit();
       std::cout << out_text;
     } else if (*fp8err) {
       const auto r = trainsim::calibrate::fp8_error_report(trainsim::calibrate::deepseek_v3_fp8_cases(), 64, 64, 1);
@@ -325,14 +327,14 @@ int main(int argc, char** argv) {
       std::cout << (coll_json ? trainsim::app::collective_json(study).dump(1) + "\n"
                               : trainsim::app::collective_text(study));
     } else if (*fabric) {
-      check_writable(dot_file);
+      outputs.add("--dot", dot_file, fabric->count("--dot") > 0);
+      outputs.prepare();
       const auto study = trainsim::app::load_fabric(fabric_scenario);
       const auto report = trainsim::app::fabric_json(study);
-      // Build every output before writing any of them.
-      const std::string dot_text = dot_file.empty() ? "" : trainsim::app::fabric_dot(study);
+      if (outputs.wanted("--dot")) outputs.set("--dot", trainsim::app::fabric_dot(study));
       std::string out_text = fabric_json_out ? report.dump(2) + "\n" : trainsim::app::fabric_text(report);
       if (fabric_list) out_text += trainsim::app::fabric_names(study);
-      if (!dot_file.empty()) write_atomically(dot_file, dot_text);
+      outputs.commit();
       std::cout << out_text;
     } else if (*presets) {
       std::cout << "GPUs:";
@@ -342,11 +344,13 @@ int main(int argc, char** argv) {
       std::cout << '\n';
     }
   } catch (const trainsim::InputError& e) {
-    std::cerr << "trainsim: error: " << e.what() << '\n';
-    return 2;
+    return input_error(e.what());
+  } catch (const trainsim::TimeOverflow&) {
+    // Commands other than simulate (which names the scenario's keys).
+    return input_error("command line: got inputs that need simulated time beyond the +-106 days int64 picoseconds "
+                       "hold; expected smaller ones");
   } catch (const std::exception& e) {
-    std::cerr << "trainsim: internal error: " << e.what() << '\n';
-    return 1;
+    return internal_error(e.what());
   }
   return 0;
 }
