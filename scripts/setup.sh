@@ -3,6 +3,8 @@
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 pkgs=(cmake g++ make libboost-graph-dev libeigen3-dev libfmt-dev libcli11-dev nlohmann-json3-dev doctest-dev)
+# clang and its runtimes (libFuzzer, ASan, UBSan): scripts/sanitize.sh and scripts/fuzz.sh.
+pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
