@@ -1,12 +1,15 @@
 // trainsim command-line interface. Thin: parsing of arguments, error
-// reporting (input errors -> one line on stderr and exit code 2) and atomic
-// output files. Everything else lives in the libraries.
+// reporting and output files. Everything else lives in the libraries.
+//
+// One error path: every failure, command-line errors included, is one line
+// `trainsim: error: ...` on stderr (printable: control characters escaped,
+// long parts cut); exit 2 for bad input, 1 only for an internal fault (a bug).
+// Outputs are all-or-nothing: each command declares its output files in an
+// app::OutputSet before any work and commits them together at the end.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -21,6 +24,7 @@
 #ifdef TRAINSIM_HAVE_MPI
 #include "plan_mpi.hpp"
 #endif
+#include "trainsim/app/output_set.hpp"
 #include "trainsim/app/report.hpp"
 #include "trainsim/app/run_cost.hpp"
 #include "trainsim/app/scenario.hpp"
@@ -40,27 +44,15 @@
 
 namespace {
 
-// Writes `text` to `path` through a temporary file and a rename, so a failure
-// never leaves a half-written file behind.
-void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw trainsim::InputError(path, "", "an output path that cannot be written", "a writable file path");
-    out << text;
-    out.flush();
-    if (!out) throw trainsim::InputError(path, "", "a failed write", "a writable file path");
-  }
-  std::filesystem::rename(tmp, path);
+int input_error(const std::string& message) {
+  std::cerr << "trainsim: error: " << trainsim::printable(message, 2000) << '\n';
+  return 2;
 }
 
-// Fails early (before any work) when an output file cannot be created.
-void check_writable(const std::string& path) {
-  if (path.empty()) return;
-  const auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty() && !std::filesystem::is_directory(dir))
-    throw trainsim::InputError(path, "", fmt::format("directory \"{}\" that does not exist", dir.string()),
-                               "an output path in an existing directory");
+int internal_error(const std::string& message) {
+  std::cerr << "trainsim: error: internal error (a bug, please report it): " << trainsim::printable(message, 2000)
+            << '\n';
+  return 1;
 }
 
 // A calibration profile's "warnings" (fits whose data cannot determine a
@@ -155,7 +147,8 @@ int main(int argc, char** argv) {
   schedule->add_option("--microbatches", study.microbatches, "micro-batches in the step (DualPipe: both directions)")
       ->required();
   schedule->add_option("--virtual-stages", study.virtual_stages,
-                       "model chunks per rank of the interleaved schedule (default 2)");
+                       "model chunks per rank of the interleaved schedule (default 2)")
+      ->check(CLI::Range(1, 1024));
   schedule->add_option("--f", study.f, "forward time of one chunk")->capture_default_str();
   schedule->add_option("--b", study.b, "full backward time of one chunk (input + weight gradients)")
       ->capture_default_str();
@@ -210,37 +203,41 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    return input_error(fmt::format("command line: got {}; expected what `trainsim --help` lists", e.what()));
   }
 
+  // Every output file of the command, declared before any work.
+  trainsim::app::OutputSet outputs;
   try {
     if (*simulate) {
-      check_writable(report_file);
-      check_writable(trace_file);
-      check_writable(html_file);
-      check_writable(chakra_dir);
-      if (!chakra_dir.empty() && !trainsim::app::chakra_available())
-        throw trainsim::InputError("--chakra", "", "\"" + chakra_dir + "\"",
-                                   "a trainsim built with protobuf (scripts/setup.sh installs it); this build has no "
-                                   "Chakra export");
+      outputs.add("--report", report_file, simulate->count("--report") > 0);
+      outputs.add("--trace", trace_file, simulate->count("--trace") > 0);
+      outputs.add("--html", html_file, simulate->count("--html") > 0);
+      if (!chakra_dir.empty()) {
+        if (!trainsim::app::chakra_available())
+          throw trainsim::InputError("--chakra", "", "\"" + chakra_dir + "\"",
+                                     "a trainsim built with protobuf (scripts/setup.sh installs it); this build has no "
+                                     "Chakra export");
+        const auto parent = std::filesystem::path(chakra_dir).parent_path();
+        if (!parent.empty() && !std::filesystem::is_directory(parent))
+          throw trainsim::InputError("--chakra", "", "\"" + chakra_dir + "\"", "a directory whose parent exists");
+      }
+      outputs.prepare();
       auto scenario = trainsim::app::load_scenario(scenario_file);
       if (!calibration_override.empty()) scenario.calibration = calibration_override;
       trainsim::app::SimulateOptions opts;
       opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed
                                                 : trainsim::app::FidelityChoice::Auto;
-      opts.record = !trace_file.empty() || !html_file.empty() || !chakra_dir.empty();
+      opts.record = outputs.wanted("--trace") || outputs.wanted("--html") || !chakra_dir.empty();
       opts.progress = !quiet;
       const auto sim = trainsim::app::simulate(scenario, opts);
       const auto report = trainsim::app::make_report(sim, trainsim::app::evaluate_run(sim, opts));
-      // Build every output before writing any of them.
-      const std::string report_text = report.dump(2) + "\n";
-      std::string trace_text;
-      if (!trace_file.empty()) trace_text = trainsim::app::chrome_trace(sim).dump() + "\n";
-      const std::string html_text = html_file.empty() ? "" : trainsim::app::simulate_html(report, sim);
-      if (!report_file.empty()) write_atomically(report_file, report_text);
-      if (!trace_file.empty()) write_atomically(trace_file, trace_text);
-      if (!html_file.empty()) write_atomically(html_file, html_text);
+      outputs.set("--report", report.dump(2) + "\n");
+      if (outputs.wanted("--trace")) outputs.set("--trace", trainsim::app::chrome_trace(sim).dump() + "\n");
+      if (outputs.wanted("--html")) outputs.set("--html", trainsim::app::simulate_html(report, sim));
+      outputs.commit();
       std::optional<trainsim::app::ChakraSummary> chakra;
       if (!chakra_dir.empty()) chakra = trainsim::app::write_chakra(sim, chakra_dir);
       if (!quiet) std::cout << trainsim::app::summary_text(report);
@@ -248,7 +245,8 @@ int main(int argc, char** argv) {
         std::cout << fmt::format("chakra traces       {} files ({} nodes, {:.1f} MB) and comm_group.json in {}\n",
                                  chakra->files, chakra->nodes, static_cast<double>(chakra->bytes) / 1e6, chakra_dir);
     } else if (*calibrate && import_file.empty()) {
-      check_writable(out_file);
+      outputs.add("--out", out_file, true);
+      outputs.prepare();
       bool cuda = device == "cuda" || device.rfind("cuda:", 0) == 0;
       if (!cuda && device != "cpu" && device != "auto")
         throw trainsim::InputError("--device", "", "\"" + device + "\"", "auto, cpu, cuda or cuda:N");
@@ -278,7 +276,8 @@ int main(int argc, char** argv) {
         copt.progress = [](const std::string& m) { std::cerr << "calibrate: " << m << '\n'; };
         const auto profile = trainsim::calibrate::calibrate_cuda(copt);
         trainsim::hw::parse_profile(profile, out_file);  // what we write must load
-        write_atomically(out_file, profile.dump(1) + "\n");
+        outputs.set("--out", profile.dump(1) + "\n");
+        outputs.commit();
         print_fit_warnings(profile);
         std::cout << fmt::format("wrote {} (GPU FP8 GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n",
                                  out_file, profile["gemm_fp8"]["fit"]["points"].get<int>(),
@@ -308,7 +307,8 @@ int main(int argc, char** argv) {
       const auto profile = trainsim::calibrate::calibrate_cpu(opt);
       bar.finish();
       trainsim::hw::parse_profile(profile, out_file);  // what we write must load
-      write_atomically(out_file, profile.dump(1) + "\n");
+      outputs.set("--out", profile.dump(1) + "\n");
+      outputs.commit();
       print_fit_warnings(profile);
       std::cout << fmt::format("wrote {} (CPU GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
                                profile["gemm_fp8"]["fit"]["points"].get<int>(),
@@ -319,6 +319,9 @@ int main(int argc, char** argv) {
         throw trainsim::InputError("--device", "", "\"" + replay_device + "\"", "cpu (the CUDA replay is not implemented yet)");
       const auto scenario = trainsim::app::load_scenario(replay_scenario);
       const auto profile = trainsim::hw::load_profile(replay_profile);
+      if (profile.device.name.empty())
+        throw trainsim::InputError(replay_profile, "/device", "a profile with no measured device (imported or published)",
+                                   "a profile measured on this machine: trainsim calibrate --device cpu --out FILE");
       trainsim::calibrate::ReplayInputs in;
       in.arch = &scenario.arch;
       in.cluster = &scenario.cluster;
@@ -340,10 +343,12 @@ int main(int argc, char** argv) {
                                    v["ratio"].get<double>(), v["ops"].get<int>());
       }
     } else if (*calibrate) {
-      check_writable(out_file);
+      outputs.add("--out", out_file, true);
+      outputs.prepare();
       const auto tables = trainsim::parse_json_file(import_file);
       const auto profile = trainsim::calibrate::import_published_tables(tables, import_file);
-      write_atomically(out_file, profile.dump(1) + "\n");
+      outputs.set("--out", profile.dump(1) + "\n");
+      outputs.commit();
       print_fit_warnings(profile);
       std::cout << fmt::format("wrote {} (GEMM fit over {} points: mean |error| {:.1f}%, max {:.1f}%)\n", out_file,
                                profile["gemm_fp8"]["fit"]["points"].get<int>(),
@@ -351,25 +356,23 @@ int main(int argc, char** argv) {
                                100 * profile["gemm_fp8"]["fit"]["max_abs_rel_error"].get<double>());
     } else if (*schedule) {
       const auto kind = trainsim::app::parse_schedule_kind(sched_kind);
-      if (!kind) {
-        std::cerr << "trainsim: error: unknown schedule kind \"" << sched_kind << "\" (expected one of "
-                  << trainsim::app::schedule_kind_cli_names() << ")\n";
-        return 2;
-      }
+      if (!kind)
+        throw trainsim::InputError("--kind", "", "\"" + sched_kind + "\"",
+                                   "one of " + trainsim::app::schedule_kind_cli_names());
       study.kind = *kind;
       if (fb_opt->count() > 0) study.fb = fb_value;
-      check_writable(svg_file);
+      outputs.add("--svg", svg_file, schedule->count("--svg") > 0);
+      outputs.prepare();
       std::optional<trainsim::app::StudyResult> result;
       try {
         result = trainsim::app::run_study(study);
       } catch (const std::invalid_argument& e) {
-        std::cerr << "trainsim: error: " << e.what() << '\n';
-        return 2;
+        return input_error(fmt::format("command line: got {}; expected a schedule the options describe", e.what()));
       }
-      // Build every output before writing any of them.
       const std::string out_text = study_json_out ? trainsim::app::study_json(*result).dump(1) + "\n"
                                                   : trainsim::app::study_text(*result);
-      if (!svg_file.empty()) write_atomically(svg_file, trainsim::app::study_svg(*result));
+      if (outputs.wanted("--svg")) outputs.set("--svg", trainsim::app::study_svg(*result));
+      outputs.commit();
       std::cout << out_text;
     } else if (*fp8err) {
       const auto r = trainsim::calibrate::fp8_error_report(trainsim::calibrate::deepseek_v3_fp8_cases(), 64, 64, 1);
@@ -399,27 +402,30 @@ int main(int argc, char** argv) {
       std::cout << (coll_json ? trainsim::app::collective_json(study).dump(1) + "\n"
                               : trainsim::app::collective_text(study));
     } else if (*fabric) {
-      check_writable(dot_file);
+      outputs.add("--dot", dot_file, fabric->count("--dot") > 0);
+      outputs.prepare();
       const auto study = trainsim::app::load_fabric(fabric_scenario);
       const auto report = trainsim::app::fabric_json(study);
-      // Build every output before writing any of them.
-      const std::string dot_text = dot_file.empty() ? "" : trainsim::app::fabric_dot(study);
+      if (outputs.wanted("--dot")) outputs.set("--dot", trainsim::app::fabric_dot(study));
       std::string out_text = fabric_json_out ? report.dump(2) + "\n" : trainsim::app::fabric_text(report);
       if (fabric_list) out_text += trainsim::app::fabric_names(study);
-      if (!dot_file.empty()) write_atomically(dot_file, dot_text);
+      outputs.commit();
       std::cout << out_text;
     } else if (*presets && !from_hf.empty()) {
       std::cout << trainsim::model::to_json(trainsim::app::load_hf_config(from_hf, from_hf).arch).dump(2) << '\n';
     } else if (*plan_merge) {
-      check_writable(merge_out);
+      outputs.add("--out", merge_out, true);
+      outputs.prepare();
       std::vector<nlohmann::json> parts;
       for (const auto& f : merge_parts) parts.push_back(trainsim::parse_json_file(f));
       const auto merged = trainsim::app::merge_plan_parts(parts, merge_parts);
-      write_atomically(merge_out, merged.dump(1) + "\n");
+      outputs.set("--out", merged.dump(1) + "\n");
+      outputs.commit();
       if (!plan_quiet) std::cout << trainsim::app::plan_text(merged);
     } else if (*plan) {
       if (plan_scenario.empty()) throw trainsim::InputError("plan", "", "no scenario", "trainsim plan SCENARIO");
-      check_writable(plan_out);
+      outputs.add("--out", plan_out, !plan_out.empty());
+      outputs.prepare();
       const auto scenario = trainsim::app::load_scenario(plan_scenario);
       plan_opt.objective = trainsim::app::parse_objective(plan_objective);
       if (!plan_gpus.empty()) trainsim::app::parse_gpu_option(plan_gpus, scenario.cluster.gpus_per_node, plan_opt);
@@ -432,7 +438,8 @@ int main(int argc, char** argv) {
         const auto result = trainsim::app::run_plan_mpi(scenario, plan_opt, &progress);
         progress.finish();
         if (!result) return 0;  // a worker rank
-        if (!plan_out.empty()) write_atomically(plan_out, result->dump(1) + "\n");
+        outputs.set("--out", result->dump(1) + "\n");
+        outputs.commit();
         if (!plan_quiet) std::cout << trainsim::app::plan_text(*result);
         return 0;
       }
@@ -440,7 +447,8 @@ int main(int argc, char** argv) {
       const auto result = part ? trainsim::app::run_plan_part(scenario, plan_opt, &progress)
                                : trainsim::app::run_plan(scenario, plan_opt, &progress);
       progress.finish();
-      if (!plan_out.empty()) write_atomically(plan_out, result.dump(1) + "\n");
+      outputs.set("--out", result.dump(1) + "\n");
+      outputs.commit();
       if (!plan_quiet && !part) std::cout << trainsim::app::plan_text(result);
     } else if (*presets) {
       std::cout << "GPUs:";
@@ -450,11 +458,13 @@ int main(int argc, char** argv) {
       std::cout << '\n';
     }
   } catch (const trainsim::InputError& e) {
-    std::cerr << "trainsim: error: " << e.what() << '\n';
-    return 2;
+    return input_error(e.what());
+  } catch (const trainsim::TimeOverflow&) {
+    // Commands other than simulate (which names the scenario's keys).
+    return input_error("command line: got inputs that need simulated time beyond the +-106 days int64 picoseconds "
+                       "hold; expected smaller ones");
   } catch (const std::exception& e) {
-    std::cerr << "trainsim: internal error: " << e.what() << '\n';
-    return 1;
+    return internal_error(e.what());
   }
   return 0;
 }

@@ -6,6 +6,8 @@ pkgs=(cmake g++ make libboost-graph-dev libeigen3-dev libfmt-dev libcli11-dev nl
       libprotobuf-dev protobuf-compiler
       chromium python3  # the browser test of the HTML report (tests/browser/)
       openmpi-bin libopenmpi-dev)  # MPI: optional for the build, used by `mpirun trainsim plan` and its test
+# clang and its runtimes (libFuzzer, ASan, UBSan): scripts/sanitize.sh and scripts/fuzz.sh.
+pkgs+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -54,8 +54,24 @@ std::pair<model::Fidelity, std::string> choose_fidelity(const Scenario& sc, Fide
 
 }  // namespace
 
+hw::CalibrationProfile load_scenario_profile(const Scenario& scenario) {
+  try {
+    return hw::load_profile(scenario.calibration);
+  } catch (const InputError& e) {
+    throw InputError(scenario.file, "/calibration", fmt::format("\"{}\"", scenario.calibration),
+                     fmt::format("a calibration profile that loads ({})", e.what()));
+  }
+}
+
 Simulation simulate(const Scenario& scenario, const SimulateOptions& options, const std::string& option) {
-  Simulation sim{scenario, hw::load_profile(scenario.calibration), {}, {}};
+  if (options.record && scenario.trace_size() > kMaxTraceSize)
+    throw InputError(scenario.file, "/training/global_batch_size",
+                     fmt::format("{} micro-batches per pipeline x {} layers and modules = {} with --trace",
+                                 scenario.microbatches_per_step(), scenario.trace_size() / scenario.microbatches_per_step(),
+                                 scenario.trace_size()),
+                     fmt::format("at most {} for a trace (it records every kernel: about 14 events each, 1M in all); "
+                                 "simulate without --trace, or trace a smaller batch", kMaxTraceSize));
+  Simulation sim{scenario, load_scenario_profile(scenario), {}, {}};
   const auto [fidelity, reason] = choose_fidelity(scenario, options.fidelity, option);
   sim.fidelity_reason = reason;
   model::StepInputs in;
@@ -80,7 +96,14 @@ Simulation simulate(const Scenario& scenario, const SimulateOptions& options, co
                1000, options.progress);
   if (bar.active())
     in.progress = [&bar](double f) { bar.update(static_cast<std::uint64_t>(std::clamp(f, 0.0, 0.999) * 1000)); };
-  sim.step = model::simulate_step(in);
+  try {
+    sim.step = model::simulate_step(in);
+  } catch (const TimeOverflow&) {
+    throw InputError(scenario.file, "/training", fmt::format("seq_len {} with {} micro-batches per pipeline",
+                                                            in.seq_len, in.microbatches),
+                     "a step that fits in the 106 days of simulated time int64 picoseconds hold (a shorter "
+                     "seq_len, fewer micro-batches or a smaller model)");
+  }
   bar.finish();
   return sim;
 }

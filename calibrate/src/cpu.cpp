@@ -129,7 +129,9 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     const auto a = random_vector(static_cast<std::size_t>(m) * k, rng);
     const auto b = random_vector(static_cast<std::size_t>(k) * n, rng);
     std::vector<float> c(static_cast<std::size_t>(m) * n);
-    const double t = time_median_s([&] { kernels::gemm_tiled(m, n, k, a.data(), b.data(), c.data()); }, repeats);
+    // Copies: clang before 16 cannot capture structured bindings.
+    const double t = time_median_s([&, m = m, n = n, k = k] { kernels::gemm_tiled(m, n, k, a.data(), b.data(), c.data()); },
+                                   repeats);
     gx.push_back(detail::wave_features(m, n, k, 1, 1, tiling));
     gt.push_back(t);
     gemm_points.push_back({{"m", m}, {"n", n}, {"k", k}, {"measured_us", t * 1e6}});

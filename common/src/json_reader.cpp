@@ -3,21 +3,135 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
 namespace trainsim {
 
+namespace {
+
+// Bounds on any JSON input, checked before nlohmann parses it. Scenarios,
+// profiles and measurement tables nest at most 6 levels and weigh under
+// 100 KB; the bounds leave room for generated files while keeping the parse
+// (and every recursive walk over the result) far from the stack and memory
+// limits.
+constexpr std::size_t kMaxJsonDepth = 64;
+constexpr std::size_t kMaxJsonBytes = 64u << 20;
+
+// One level of the pre-scan: an object (with the last key read) or an array
+// (with the index of the current element).
+struct ScanFrame {
+  bool object = false;
+  bool expect_key = false;
+  std::string key;
+  std::size_t index = 0;
+};
+
+std::string scan_path(const std::vector<ScanFrame>& stack) {
+  std::string path;
+  for (const auto& f : stack) {
+    if (!f.object) {
+      path += "/" + std::to_string(f.index);
+      continue;
+    }
+    path += '/';
+    for (char c : f.key) path += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+    if (path.size() > 400) break;  // the message cuts it anyway
+  }
+  return path;
+}
+
+// Skips a string starting at text[i] == '"'; returns the index after it and
+// its raw (still escaped) contents, truncated to what a message shows.
+std::size_t skip_string(const std::string& text, std::size_t i, std::string& raw) {
+  raw.clear();
+  for (++i; i < text.size() && text[i] != '"'; ++i) {
+    if (text[i] == '\\') ++i;
+    else if (raw.size() < 256) raw += text[i];
+  }
+  return i + 1;
+}
+
+// A token that starts like a number: true when it is a JSON number whose
+// value is outside double's range (1e400; nlohmann would throw out_of_range,
+// which is no input error). Malformed tokens are left to the parser.
+std::size_t skip_number(const std::string& text, std::size_t i, bool& overflow) {
+  const std::size_t start = i;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '-' ||
+                             text[i] == '+' || text[i] == '.' || text[i] == 'e' || text[i] == 'E'))
+    ++i;
+  const std::string token = text.substr(start, std::min<std::size_t>(i - start, 4096));
+  errno = 0;
+  const double v = std::strtod(token.c_str(), nullptr);
+  overflow = !std::isfinite(v) || (errno == ERANGE && std::fabs(v) > 1.0);
+  return i;
+}
+
+// Rejects nesting deeper than kMaxJsonDepth and numbers out of double range,
+// naming the JSON path where they occur. Linear, no recursion.
+void prescan_json(const std::string& text, const std::string& origin) {
+  std::vector<ScanFrame> stack;
+  std::string raw;
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c == '"') {
+      i = skip_string(text, i, raw);
+      if (!stack.empty() && stack.back().object && stack.back().expect_key) {
+        stack.back().key = raw;
+        stack.back().expect_key = false;
+      }
+    } else if (c == '{' || c == '[') {
+      if (stack.size() == kMaxJsonDepth)
+        throw InputError(origin, scan_path(stack), fmt::format("a value nested more than {} levels deep", kMaxJsonDepth),
+                         fmt::format("JSON nested at most {} levels deep", kMaxJsonDepth));
+      stack.push_back({c == '{', c == '{', "", 0});
+      ++i;
+    } else if (c == '}' || c == ']') {
+      if (!stack.empty()) stack.pop_back();
+      ++i;
+    } else if (c == ',') {
+      if (!stack.empty()) {
+        if (stack.back().object) stack.back().expect_key = true;
+        else ++stack.back().index;
+      }
+      ++i;
+    } else if (c == '-' || std::isdigit(static_cast<unsigned char>(c))) {
+      bool overflow = false;
+      const std::size_t end = skip_number(text, i, overflow);
+      if (overflow)
+        throw InputError(origin, stack.empty() ? "/" : scan_path(stack), text.substr(i, end - i),
+                         "a number within the range of a double (magnitude below 1.8e308)");
+      i = end;
+    } else {
+      ++i;
+    }
+  }
+}
+
+}  // namespace
+
 Json parse_json_file(const std::string& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw InputError(file, "", "a file that cannot be opened", "a readable JSON file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_json_text(ss.str(), file);
+  std::string text;
+  char buf[1 << 16];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > kMaxJsonBytes)
+      throw InputError(file, "", "a file larger than 64 MiB", "a JSON file of at most 64 MiB");
+  }
+  if (in.bad()) throw InputError(file, "", "a file that cannot be read", "a readable JSON file");
+  return parse_json_text(text, file);
 }
 
 Json parse_json_text(const std::string& text, const std::string& origin) {
+  if (text.size() > kMaxJsonBytes)
+    throw InputError(origin, "", fmt::format("{} bytes of JSON", text.size()), "at most 64 MiB of JSON");
+  prescan_json(text, origin);
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
@@ -26,11 +140,15 @@ Json parse_json_text(const std::string& text, const std::string& origin) {
     auto pos = what.find("parse error");
     throw InputError(origin, "", "malformed JSON (" + (pos == std::string::npos ? what : what.substr(pos)) + ")",
                      "valid JSON");
+  } catch (const Json::exception& e) {
+    // Anything else the parser refuses (the pre-scan catches the known cases).
+    throw InputError(origin, "", std::string("JSON the parser refuses (") + e.what() + ")", "valid JSON");
   }
 }
 
 std::string describe_json(const Json& j) {
-  std::string s = j.dump();
+  // Invalid UTF-8 is replaced rather than thrown: this runs on error paths.
+  std::string s = j.dump(-1, ' ', false, Json::error_handler_t::replace);
   if (s.size() > 60) s = s.substr(0, 57) + "...";
   const char* type = j.type_name();
   if (j.is_object() || j.is_array()) return fmt::format("{} {}", type, s);
@@ -193,7 +311,9 @@ void JsonObject::finish() const {
     if (seen_.count(it.key())) continue;
     std::string best;
     std::size_t best_d = 4;
-    for (const auto& s : seen_) {
+    // No suggestion for keys far longer than any known one (the distance is
+    // quadratic in their length).
+    for (const auto& s : it.key().size() > 256 ? std::set<std::string>{} : seen_) {
       std::size_t d = edit_distance(it.key(), s);
       if (d < best_d) { best_d = d; best = s; }
     }

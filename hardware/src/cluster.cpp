@@ -187,6 +187,13 @@ ClusterSpec parse_cluster(JsonObject& cluster) {
 
   c.nodes = static_cast<int>(cluster.integer("nodes", 1, 10'000'000));
   c.gpus_per_node = static_cast<int>(cluster.integer("gpus_per_node", 1, 1024));
+  // total_gpus() is an int and GPU ids index vectors: bound the product
+  // before anything multiplies it further (2^24 GPUs is 64x the largest
+  // cluster built so far).
+  constexpr long long kMaxGpus = 1LL << 24;
+  if (static_cast<long long>(c.nodes) * c.gpus_per_node > kMaxGpus)
+    cluster.fail("nodes", fmt::format("at most {} nodes of {} GPUs ({} GPUs in all)", kMaxGpus / c.gpus_per_node,
+                                      c.gpus_per_node, kMaxGpus));
   c.nics_per_node = static_cast<int>(cluster.integer_or("nics_per_node", c.gpus_per_node, 1, 1024));
   if (c.nics_per_node != c.gpus_per_node)
     cluster.fail("nics_per_node",

@@ -192,9 +192,7 @@ Time transfer_duration(double bytes, double rate_Bps) {
   if (bytes < kDoneBytes || rate_Bps == kInf) return Time::zero();
   const double ps = bytes * 1e12 / rate_Bps;
   // 9.2e18 ps is about Time::max(); a zero or tiny rate lands here too.
-  if (!(ps < 9.2e18))
-    throw std::overflow_error(
-        fmt::format("transfer of {} bytes at {} B/s does not fit in simulated time", bytes, rate_Bps));
+  if (!(ps < 9.2e18)) throw TimeOverflow();
   // Round up so that a flow never completes with bytes left. A slack of a few
   // ulps keeps a value that is an integer in exact arithmetic but came out a
   // hair above it (after subtracting moved bytes) on that integer.

@@ -41,6 +41,10 @@ std::vector<std::string> symmetry_breakers(const Scenario& scenario);
 // the command-line option for the message).
 Simulation simulate(const Scenario& scenario, const SimulateOptions& options = {},
                     const std::string& option = "--fidelity");
+// The scenario's calibration profile; a profile that does not load is an
+// InputError naming the scenario file and /calibration (and the profile's own
+// error).
+hw::CalibrationProfile load_scenario_profile(const Scenario& scenario);
 
 // The version of the report's layout, `schema_version` in every report; the
 // layout is docs/report-schema.json. Bump it with any change of a key there.

@@ -21,6 +21,11 @@
 
 namespace trainsim::app {
 
+// Limits of what one run can simulate (checked when the scenario loads, or
+// before the run for options that add work).
+inline constexpr std::int64_t kMaxMicrobatches = 4096;   // per pipeline per step
+inline constexpr std::int64_t kMaxTraceSize = 1 << 16;   // Scenario::trace_size() with --trace (~1M events)
+
 struct TrainingSpec {
   std::int64_t seq_len = 4096;
   std::int64_t global_batch_size = 1;  // sequences per optimizer step
@@ -69,6 +74,9 @@ struct Scenario {
   std::optional<ReliabilitySpec> reliability;
 
   std::int64_t microbatches_per_step() const;  // per pipeline
+  // Micro-batches x layers and modules: what a trace's size grows with
+  // (about 14 events each; the default scenario has 7,680).
+  std::int64_t trace_size() const;
   std::int64_t tokens_per_step() const { return training.global_batch_size * training.seq_len; }
 };
 

@@ -2,7 +2,10 @@
 // Input errors. Every bad input is reported as an InputError that names the
 // file, the JSON path (RFC 6901 pointer), the offending value and what was
 // expected. The CLI turns it into a one-line message and exit code 2; library
-// code never exits.
+// code never exits. The message is always one printable line: control
+// characters are escaped and each part is cut to a bounded length
+// (printable()), whatever the input held.
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -19,5 +22,10 @@ class InputError : public std::runtime_error {
  private:
   std::string file_, path_, value_, expected_;
 };
+
+// `s` as one printable line for a message: control characters (newline, tab,
+// escape, DEL, ...) written as \n, \t, \xNN, and cut after `max_chars`
+// characters with "..." appended.
+std::string printable(const std::string& s, std::size_t max_chars = 200);
 
 }  // namespace trainsim

@@ -9,7 +9,10 @@
 //   ordering is exact and a run never drifts with floating-point summation.
 //   int64 picoseconds cover +-106 days, far more than one simulated step.
 //   Whole-run figures (GPU-hours of a 2-month run) are computed in double
-//   seconds from step times, never accumulated as Time.
+//   seconds from step times, never accumulated as Time. Arithmetic is
+//   checked: a result outside that range (a step of a huge model at a huge
+//   sequence length) throws TimeOverflow instead of wrapping around, and the
+//   application turns it into an input error naming the scenario.
 // * Bytes is an integer byte count.
 // * Flops, BytesPerSecond and FlopsPerSecond are doubles with a tag; they only
 //   combine in physically meaningful ways (Flops / FlopsPerSecond -> Time).
@@ -17,8 +20,15 @@
 #include <compare>
 #include <cstdint>
 #include <limits>
+#include <stdexcept>
 
 namespace trainsim {
+
+// Simulated time left the +-106-day range of int64 picoseconds.
+class TimeOverflow : public std::overflow_error {
+ public:
+  TimeOverflow() : std::overflow_error("simulated time beyond the +-106 days that int64 picoseconds hold") {}
+};
 
 class Time {
  public:
@@ -36,11 +46,23 @@ class Time {
   constexpr double to_ms() const { return static_cast<double>(ps_) * 1e-9; }
   constexpr double to_us() const { return static_cast<double>(ps_) * 1e-6; }
 
-  constexpr Time operator+(Time o) const { return Time(ps_ + o.ps_); }
-  constexpr Time operator-(Time o) const { return Time(ps_ - o.ps_); }
-  constexpr Time& operator+=(Time o) { ps_ += o.ps_; return *this; }
-  constexpr Time& operator-=(Time o) { ps_ -= o.ps_; return *this; }
-  constexpr Time operator*(std::int64_t k) const { return Time(ps_ * k); }
+  constexpr Time operator+(Time o) const {
+    std::int64_t r = 0;
+    if (__builtin_add_overflow(ps_, o.ps_, &r)) throw TimeOverflow();
+    return Time(r);
+  }
+  constexpr Time operator-(Time o) const {
+    std::int64_t r = 0;
+    if (__builtin_sub_overflow(ps_, o.ps_, &r)) throw TimeOverflow();
+    return Time(r);
+  }
+  constexpr Time& operator+=(Time o) { return *this = *this + o; }
+  constexpr Time& operator-=(Time o) { return *this = *this - o; }
+  constexpr Time operator*(std::int64_t k) const {
+    std::int64_t r = 0;
+    if (__builtin_mul_overflow(ps_, k, &r)) throw TimeOverflow();
+    return Time(r);
+  }
   constexpr double operator/(Time o) const {
     return static_cast<double>(ps_) / static_cast<double>(o.ps_);
   }
@@ -49,6 +71,8 @@ class Time {
  private:
   constexpr explicit Time(std::int64_t v) : ps_(v) {}
   static constexpr Time from_double(double v) {
+    // 9.2e18 ps is int64's limit; beyond it (or NaN) the cast is undefined.
+    if (!(v > -9.2e18 && v < 9.2e18)) throw TimeOverflow();
     return Time(static_cast<std::int64_t>(v < 0 ? v - 0.5 : v + 0.5));
   }
   std::int64_t ps_ = 0;
