@@ -16,9 +16,14 @@ built=$(date +%s)
 export ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 # Tests labelled `slow_under_asan` are skipped here (each says why in tests/).
-ctest --test-dir "$build" --output-on-failure -LE slow_under_asan
+# app.plan_mpi is left to the normal build: it runs OpenMPI's runtime, which
+# is not instrumented and allocates at MPI_Init what it never frees.
+ctest --test-dir "$build" --output-on-failure -j2 -LE slow_under_asan -E '^app\.plan_mpi$'
+
 tested=$(date +%s)
-for s in scenarios/*.json bench/scenarios/*.json; do
+# The shipped scenarios (bench/scenarios are benchmarks of up to 262,144 GPUs,
+# run unsanitized by bench/cluster_scaling.sh).
+for s in scenarios/*.json; do
   echo "sanitize: simulate $s"
   "$build/trainsim" simulate "$s" --quiet --report "$build/sanitize-report.json"
 done
