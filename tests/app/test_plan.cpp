@@ -115,9 +115,10 @@ TEST_CASE("plan: ZeRO stages of one job share its time and shed memory in order"
   for (std::size_t j = 0; j < space.jobs.size(); ++j) {
     if (space.jobs[j].zero_stages.size() < 3 || space.jobs[j].layout.zero_stage != 1) continue;
     const auto r = app::evaluate_job(space, static_cast<int>(j), false);
-    // Stage 2 shards the gradients, stage 3 also the weights.
+    // Stage 2 shards the gradients (stage 3, which would also shard the
+    // weights, is not searched: docs/PLANNING.md).
     CHECK(r.peak_gib.at(2) < r.peak_gib.at(1));
-    CHECK(r.peak_gib.at(3) < r.peak_gib.at(2));
+    CHECK(r.peak_gib.count(3) == 0);
     break;
   }
 }
