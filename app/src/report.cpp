@@ -341,6 +341,8 @@ nlohmann::json make_report(const Simulation& sim) {
   as.push_back("Pipeline transfers are flows on the same fabric as every collective.");
   as.push_back("Layers are split into contiguous stages: candidate partitions balance stages or devices (a device may hold several stages) by the time a layer takes as the schedule runs it; each is estimated by executing the pipeline schedule with its simulated chunk times plus the gradient sync, and the best is simulated (pipeline.partition lists them).");
   as.push_back("AdamW with FP32 master weights and BF16 moments; gradients FP32; weights BF16.");
+  if (sc.plan.zero_stage >= 3)
+    as.push_back("ZeRO-3 shards the weights in memory, but the step does not charge the parameter all-gathers it needs before each layer's forward and backward: the step time is ZeRO-2's, an underestimate.");
   as.push_back("Whole-run figures assume every step runs at the simulated speed: no failures, restarts, checkpoints, evaluation or batch-size warm-up.");
   if (sim.profile.gpu != sc.cluster.gpu.name)
     as.push_back(fmt::format("The calibration profile was measured on {}; it is transferred to {} by datasheet peak ratios, not measured.",
