@@ -187,7 +187,10 @@ std::vector<int> check_export(const app::Scenario& sc, const std::string& name) 
   // Every send has its receive on the peer, with the same tag.
   CHECK(sent == received);
   // Every member of a group runs as many of its collectives.
-  for (const auto& [pg, use] : group_use) {
+  for (const auto& entry : group_use) {
+    // Named copies: clang 14 cannot capture structured bindings (CAPTURE).
+    const auto& pg = entry.first;
+    const auto& use = entry.second;
     CAPTURE(pg);
     CHECK(use.size() == groups[pg].size());
     for (const auto& [gpu, count] : use) CHECK(count == use.begin()->second);
