@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   collective->add_flag("--json", coll_json, "print the rows as JSON");
 
   // `plan`: search layouts (app/plan.hpp); `plan merge`: combine --shard parts.
-  std::string plan_scenario, plan_gpus, plan_objective = "cost", plan_out, plan_shard;
+  std::string plan_scenario, plan_gpus, plan_objective = "cost", plan_out, plan_shard, plan_gpu_types;
   trainsim::app::PlanOptions plan_opt;
   bool plan_quiet = false;
   auto* plan = app.add_subcommand("plan", "search parallel layouts of a scenario's model and cluster, rank them");
@@ -193,6 +193,15 @@ int main(int argc, char** argv) {
   plan->add_option("--threads", plan_opt.threads, "worker threads (default: all cores)");
   plan->add_flag("--precisions", plan_opt.vary_precision, "also try bf16 and fp8 (where the GPU has it)");
   plan->add_flag("--comm-sms", plan_opt.vary_comm_sms, "also try the scenario's communication SMs -8 and +8");
+  plan->add_option("--gpu-types", plan_gpu_types,
+                   "GPU presets to compare, with prices: H800,H100=2.5,B200=4.1 (dollars per GPU-hour; the "
+                   "scenario's price where none is given)");
+  plan->add_option("--days", plan_opt.deadline_days,
+                   "a deadline: the fewest GPUs and the cheapest layout finishing in time, and what a day is worth");
+  plan->add_option("--screen", plan_opt.screen_fraction,
+                   "share of each cluster size's feasible layouts (best by estimate) that the cluster execution "
+                   "screens")
+      ->capture_default_str();
   plan->add_flag("--quiet", plan_quiet, "no progress line and no table");
   std::vector<std::string> merge_parts;
   std::string merge_out;
@@ -428,9 +437,19 @@ int main(int argc, char** argv) {
       outputs.prepare();
       const auto scenario = trainsim::app::load_scenario(plan_scenario);
       plan_opt.objective = trainsim::app::parse_objective(plan_objective);
+      if (plan->count("--days") && !(plan_opt.deadline_days > 0 && plan_opt.deadline_days <= 36500))
+        throw trainsim::InputError("--days", "", fmt::format("{}", plan_opt.deadline_days), "days in (0, 36500]");
+      // A deadline without cluster sizes: a quarter to four times the scenario's, doubling.
+      if (plan_gpus.empty() && plan_opt.deadline_days > 0) {
+        const int g = scenario.cluster.total_gpus(), per_node = scenario.cluster.gpus_per_node;
+        plan_gpus = fmt::format("{}:{}", std::max(per_node, g / 4 / per_node * per_node), 4 * g);
+      }
       if (!plan_gpus.empty()) trainsim::app::parse_gpu_option(plan_gpus, scenario.cluster.gpus_per_node, plan_opt);
+      if (!plan_gpu_types.empty()) trainsim::app::parse_gpu_types_option(plan_gpu_types, plan_opt);
       if (!plan_shard.empty()) trainsim::app::parse_shard_option(plan_shard, plan_opt);
       if (plan_opt.top < 1) throw trainsim::InputError("--top", "", std::to_string(plan_opt.top), "at least 1");
+      if (!(plan_opt.screen_fraction > 0 && plan_opt.screen_fraction <= 1))
+        throw trainsim::InputError("--screen", "", fmt::format("{}", plan_opt.screen_fraction), "a share in (0, 1]");
       trainsim::Progress progress("plan", 0, !plan_quiet);
       const bool part = !plan_shard.empty();
 #ifdef TRAINSIM_HAVE_MPI

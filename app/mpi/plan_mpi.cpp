@@ -22,11 +22,11 @@ namespace {
 constexpr int kTagWork = 1, kTagResult = 2, kTagStop = 3;
 
 // Rank 0: send jobs to workers as they ask, return results in job order.
-std::vector<JobResult> farm_out(const std::vector<int>& jobs, bool exact, int ranks, Progress* progress) {
+std::vector<JobResult> farm_out(const std::vector<int>& jobs, EvalLevel level, int ranks, Progress* progress) {
   std::vector<JobResult> out(jobs.size());
   std::size_t next = 0, done = 0;
   auto send = [&](int worker) {
-    int msg[2] = {static_cast<int>(next), exact ? 1 : 0};
+    int msg[2] = {static_cast<int>(next), static_cast<int>(level)};
     MPI_Send(msg, 2, MPI_INT, worker, kTagWork, MPI_COMM_WORLD);
     msg[0] = jobs[next++];
     MPI_Send(msg, 2, MPI_INT, worker, kTagWork, MPI_COMM_WORLD);
@@ -56,7 +56,7 @@ void serve(const PlanSpace& space) {
     if (st.MPI_TAG == kTagStop) return;
     int job[2];
     MPI_Recv(job, 2, MPI_INT, 0, kTagWork, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    const nlohmann::json j = {{"slot", head[0]}, {"result", to_json(evaluate_job(space, job[0], head[1] == 1))}};
+    const nlohmann::json j = {{"slot", head[0]}, {"result", to_json(evaluate_job(space, job[0], static_cast<EvalLevel>(head[1])))}};
     const std::string text = j.dump();
     MPI_Send(text.data(), static_cast<int>(text.size()), MPI_CHAR, 0, kTagResult, MPI_COMM_WORLD);
   }
@@ -81,10 +81,14 @@ std::optional<nlohmann::json> run_plan_mpi(const Scenario& base, const PlanOptio
     if (rank == 0) {
       std::vector<int> all(space.jobs.size());
       for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-      if (progress) progress->set_total(all.size() + static_cast<std::size_t>(opt.top) + 1);
-      const auto screened = farm_out(all, false, ranks, progress);
-      plan = finalize_plan(base, opt, space, screened,
-                           [&](const std::vector<int>& jobs) { return farm_out(jobs, true, ranks, progress); });
+      if (progress) progress->set_total(all.size());
+      const auto estimated = by_job(space, farm_out(all, EvalLevel::Estimate, ranks, progress));
+      const std::vector<int> screen = screen_jobs(opt, space, estimated);
+      if (progress) progress->set_total(all.size() + screen.size() + static_cast<std::size_t>(opt.top) + 1);
+      const auto screened = by_job(space, farm_out(screen, EvalLevel::Screen, ranks, progress));
+      plan = finalize_plan(base, opt, space, estimated, screened, [&](const std::vector<int>& jobs) {
+        return farm_out(jobs, EvalLevel::Exact, ranks, progress);
+      });
       int stop[2] = {0, 0};
       for (int w = 1; w < ranks; ++w) MPI_Send(stop, 2, MPI_INT, w, kTagStop, MPI_COMM_WORLD);
     } else {

@@ -50,7 +50,8 @@ struct Row {
   double peak_gib = 0;
   Figures fig;
   double objective = 0;
-  bool exact = false;
+  bool exact = false, estimated = false;
+  double estimate_s = -1;  // the job's estimated step time, where known
 };
 
 Row make_row(const PlanSpace& space, const PlanOptions& opt, const JobResult& r) {
@@ -59,6 +60,8 @@ Row make_row(const PlanSpace& space, const PlanOptions& opt, const JobResult& r)
   Row row;
   row.job = r.job;
   row.exact = r.exact;
+  row.estimated = r.estimated;
+  if (r.estimated) row.estimate_s = r.step_time_s;
   row.peak_gib = r.peak_gib.begin()->second;
   for (const auto& [z, g] : r.peak_gib)
     if (g <= cap) {
@@ -73,10 +76,11 @@ Row make_row(const PlanSpace& space, const PlanOptions& opt, const JobResult& r)
 
 bool better(const Row& a, const Row& b) { return a.objective != b.objective ? a.objective < b.objective : a.job < b.job; }
 
-// Feasible rows, best first.
-std::vector<Row> ranked_rows(const PlanSpace& space, const PlanOptions& opt, const std::vector<JobResult>& screened) {
+// Feasible rows, best first (results with job -1 are skipped).
+std::vector<Row> ranked_rows(const PlanSpace& space, const PlanOptions& opt, const std::vector<JobResult>& results) {
   std::vector<Row> rows;
-  for (const auto& r : screened) {
+  for (const auto& r : results) {
+    if (r.job < 0) continue;
     Row row = make_row(space, opt, r);
     if (row.zero_stage >= 0) rows.push_back(row);
   }
@@ -89,7 +93,7 @@ nlohmann::json row_json(const PlanSpace& space, const Row& row) {
   if (row.zero_stage >= 0) l.zero_stage = row.zero_stage;
   nlohmann::json j = {{"layout", to_json(l)},
                       {"fits", row.zero_stage >= 0},
-                      {"figures", row.exact ? "exact" : "screened"},
+                      {"figures", row.exact ? "exact" : row.estimated ? "estimated" : "screened"},
                       {"step_time_s", row.fig.step_time_s},
                       {"tokens_per_second", row.fig.tokens_per_second},
                       {"total_gpu_hours", row.fig.gpu_hours},
@@ -97,6 +101,7 @@ nlohmann::json row_json(const PlanSpace& space, const Row& row) {
                       {"wall_clock_days", row.fig.days},
                       {"peak_memory_gib", row.peak_gib},
                       {"job", row.job}};
+  if (!row.estimated && row.estimate_s >= 0) j["estimated_step_time_s"] = row.estimate_s;
   const auto& zs = space.jobs[static_cast<std::size_t>(row.job)].zero_stages;
   std::vector<int> alike;
   for (int z : zs)
@@ -106,10 +111,11 @@ nlohmann::json row_json(const PlanSpace& space, const Row& row) {
 }
 
 // Families rejected after timing: no ZeRO stage fits the simulated memory.
-void add_simulated_memory_families(const PlanSpace& space, const std::vector<JobResult>& screened,
+void add_simulated_memory_families(const PlanSpace& space, const std::vector<JobResult>& results,
                                    std::vector<RejectedFamily>& fams) {
   std::map<std::string, RejectedFamily> add;
-  for (const auto& r : screened) {
+  for (const auto& r : results) {
+    if (r.job < 0) continue;
     const PlanJob& j = space.jobs[static_cast<std::size_t>(r.job)];
     const double cap = j.scenario.cluster.gpu.hbm_capacity.value() / kGiB;
     double need = 1e300;
@@ -207,8 +213,8 @@ nlohmann::json reference_block(const nlohmann::json& win, const JobResult& wr, c
                    "rank that ends the step (the breakdown of `trainsim simulate`)"}};
 }
 
-// Screened against exact step time for the rows that have both.
-nlohmann::json screening_error(const std::vector<std::pair<double, double>>& pairs) {
+// (first - exact) / exact step time over pairs (first, exact).
+nlohmann::json relative_error(const std::vector<std::pair<double, double>>& pairs, const char* note) {
   double worst = 0, sum = 0;
   for (const auto& [s, e] : pairs) {
     const double err = (s - e) / e;
@@ -218,7 +224,7 @@ nlohmann::json screening_error(const std::vector<std::pair<double, double>>& pai
   return {{"rows", pairs.size()},
           {"mean_abs_relative_error", pairs.empty() ? 0.0 : sum / static_cast<double>(pairs.size())},
           {"worst_relative_error", worst},
-          {"note", "(screened - exact) / exact step time for the best K and the reference, each simulated both ways"}};
+          {"note", note}};
 }
 
 nlohmann::json options_json(const PlanOptions& opt) {
@@ -227,7 +233,10 @@ nlohmann::json options_json(const PlanOptions& opt) {
           {"gpu_counts", opt.gpu_counts},
           {"gpu_range", opt.gpu_range},
           {"vary_precision", opt.vary_precision},
-          {"vary_comm_sms", opt.vary_comm_sms}};
+          {"vary_comm_sms", opt.vary_comm_sms},
+          {"screen_fraction", opt.screen_fraction},
+          {"gpu_types", opt.gpu_types},
+          {"deadline_days", opt.deadline_days}};
 }
 
 PlanOptions options_from_json(const nlohmann::json& j) {
@@ -238,7 +247,33 @@ PlanOptions options_from_json(const nlohmann::json& j) {
   o.gpu_range = j.at("gpu_range").get<bool>();
   o.vary_precision = j.at("vary_precision").get<bool>();
   o.vary_comm_sms = j.at("vary_comm_sms").get<bool>();
+  o.screen_fraction = j.at("screen_fraction").get<double>();
+  o.gpu_types = j.at("gpu_types").get<std::vector<std::pair<std::string, double>>>();
+  o.deadline_days = j.at("deadline_days").get<double>();
   return o;
+}
+
+// A cluster option: (GPU type, GPU count).
+std::pair<std::string, int> cluster_of(const PlanSpace& space, int job) {
+  const PlanLayout& l = space.jobs[static_cast<std::size_t>(job)].layout;
+  return {l.gpu, l.gpus};
+}
+
+// The best few rows of each cluster option in `rows` (ranked), cluster by
+// cluster; empty when every row is of one cluster option. Several per
+// option, because one exact re-run can fall behind the option's runner-up
+// (screening error, docs/PLANNING.md).
+constexpr std::size_t kExactPerCluster = 3;
+std::vector<std::vector<int>> best_per_cluster(const PlanSpace& space, const std::vector<Row>& rows) {
+  std::map<std::pair<std::string, int>, std::vector<int>> best;
+  for (const Row& r : rows) {
+    auto& v = best[cluster_of(space, r.job)];
+    if (v.size() < kExactPerCluster) v.push_back(r.job);
+  }
+  std::vector<std::vector<int>> out;
+  if (best.size() > 1)
+    for (auto& [c, v] : best) out.push_back(std::move(v));
+  return out;
 }
 
 std::vector<int> best_jobs(const std::vector<Row>& rows, int k) {
@@ -251,10 +286,29 @@ std::vector<int> best_jobs(const std::vector<Row>& rows, int k) {
 
 std::vector<int> shard_exact_jobs(const Scenario& /*base*/, const PlanOptions& opt, const PlanSpace& space,
                                   const std::vector<JobResult>& screened) {
-  std::vector<int> v = best_jobs(ranked_rows(space, opt, screened), opt.top);
+  const std::vector<Row> rows = ranked_rows(space, opt, screened);
+  std::vector<int> v = best_jobs(rows, opt.top);
+  for (const auto& c : best_per_cluster(space, rows))
+    for (int j : c)
+      if (std::find(v.begin(), v.end(), j) == v.end()) v.push_back(j);
   for (const auto& r : screened)
     if (r.job == space.reference_job && std::find(v.begin(), v.end(), r.job) == v.end()) v.push_back(r.job);
   return v;
+}
+
+std::vector<int> screen_jobs(const PlanOptions& opt, const PlanSpace& space, const std::vector<JobResult>& estimated) {
+  std::map<int, std::vector<int>> by_gpus;  // feasible jobs per GPU count, best estimate first
+  for (const Row& r : ranked_rows(space, opt, estimated))
+    by_gpus[space.jobs[static_cast<std::size_t>(r.job)].layout.gpus].push_back(r.job);
+  std::set<int> keep;
+  for (const auto& [g, jobs] : by_gpus) {
+    const auto n = std::max<std::size_t>(static_cast<std::size_t>(std::max(0, opt.top)),
+                                         static_cast<std::size_t>(std::ceil(opt.screen_fraction *
+                                                                            static_cast<double>(jobs.size()))));
+    for (std::size_t i = 0; i < jobs.size() && i < n; ++i) keep.insert(jobs[i]);
+  }
+  if (space.reference_job >= 0) keep.insert(space.reference_job);
+  return {keep.begin(), keep.end()};
 }
 
 namespace {
@@ -273,35 +327,155 @@ std::map<int, JobResult> exact_results(const std::vector<int>& jobs, const std::
   return out;
 }
 
-nlohmann::json reference_rank(const PlanSpace& space, const PlanOptions& opt, const std::vector<Row>& rows,
-                              const std::vector<JobResult>& screened) {
+// The position of `job` in `rows` (1-based) and its percentile; null if absent.
+nlohmann::json rank_in(const std::vector<Row>& rows, int job) {
+  const auto it = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.job == job; });
+  if (it == rows.end()) return nullptr;
+  const auto pos = static_cast<double>(it - rows.begin() + 1);
+  return {{"rank", it - rows.begin() + 1}, {"of", rows.size()},
+          {"percentile", 100.0 * pos / static_cast<double>(rows.size())}};
+}
+
+nlohmann::json reference_rank(const PlanSpace& space, const PlanOptions& opt, const std::vector<Row>& screened_rows,
+                              const std::vector<Row>& estimated_rows, const std::vector<JobResult>& screened) {
   const Row ref = make_row(space, opt, screened[static_cast<std::size_t>(space.reference_job)]);
   nlohmann::json j;
-  if (ref.zero_stage < 0) {
-    j["feasible"] = false;
-    return j;
-  }
-  const auto pos = std::find_if(rows.begin(), rows.end(), [&](const Row& r) { return r.job == ref.job; }) - rows.begin();
-  j["feasible"] = true;
-  j["rank_by_screened_objective"] = pos + 1;
-  j["of"] = rows.size();
-  j["percentile"] = 100.0 * static_cast<double>(pos + 1) / static_cast<double>(rows.size());
+  j["feasible"] = ref.zero_stage >= 0;
+  if (ref.zero_stage < 0) return j;
+  const nlohmann::json s = rank_in(screened_rows, ref.job);
+  j["rank_by_screened_objective"] = s.at("rank");
+  j["of"] = s.at("of");  // the screened feasible jobs (the best share by estimate)
+  j["by_estimated_objective"] = rank_in(estimated_rows, ref.job);  // among every feasible job
   return j;
+}
+
+// The funnel: how many jobs each level saw, and how far the estimates were
+// from the screened figures of the jobs that have both.
+nlohmann::json funnel_json(const PlanOptions& opt, const std::vector<JobResult>& estimated,
+                           const std::vector<JobResult>& screened) {
+  std::size_t n_est = 0, n_scr = 0;
+  std::vector<std::pair<double, double>> pairs;
+  for (std::size_t j = 0; j < screened.size(); ++j) {
+    n_est += estimated[j].job >= 0 ? 1 : 0;
+    if (screened[j].job < 0) continue;
+    ++n_scr;
+    if (estimated[j].job >= 0) pairs.emplace_back(estimated[j].step_time_s, screened[j].step_time_s);
+  }
+  double worst = 0, sum = 0;
+  for (const auto& [e, sc] : pairs) {
+    const double err = (e - sc) / sc;
+    sum += std::abs(err);
+    if (std::abs(err) > std::abs(worst)) worst = err;
+  }
+  return {{"jobs_estimated", n_est},
+          {"jobs_screened", n_scr},
+          {"screen_fraction", opt.screen_fraction},
+          {"estimate_vs_screened",
+           {{"rows", pairs.size()},
+            {"mean_abs_relative_error", pairs.empty() ? 0.0 : sum / static_cast<double>(pairs.size())},
+            {"worst_relative_error", worst},
+            {"note", "(estimated - screened) / screened step time over the screened jobs; the estimate leaves out "
+                     "contention between GPUs"}}}};
+}
+
+// Rows with the job's estimated step time attached.
+std::vector<Row> with_estimates(std::vector<Row> rows, const std::vector<JobResult>& estimated) {
+  for (Row& r : rows) {
+    const JobResult& e = estimated[static_cast<std::size_t>(r.job)];
+    if (e.job >= 0) r.estimate_s = e.step_time_s;
+  }
+  return rows;
+}
+
+// The highest level known of every job: screened where screened, else estimated.
+std::vector<JobResult> best_known(const std::vector<JobResult>& estimated, const std::vector<JobResult>& screened) {
+  std::vector<JobResult> out = estimated;
+  for (std::size_t j = 0; j < out.size(); ++j)
+    if (screened[j].job >= 0) out[j] = screened[j];
+  return out;
+}
+
+// Rows not beaten on both days and dollars, fastest first.
+std::vector<Row> time_cost_front(const std::vector<Row>& rows) {
+  std::vector<Row> v = rows;
+  std::sort(v.begin(), v.end(), [](const Row& a, const Row& b) {
+    return a.fig.days != b.fig.days ? a.fig.days < b.fig.days : a.fig.cost_usd < b.fig.cost_usd;
+  });
+  std::vector<Row> front;
+  for (const Row& r : v)
+    if (front.empty() || r.fig.cost_usd < front.back().fig.cost_usd) front.push_back(r);
+  return front;
+}
+
+// The cheapest row finishing within `days` (the front is fastest first, so
+// the last that meets it); null if none does.
+const Row* cheapest_within(const std::vector<Row>& front, double days) {
+  const Row* best = nullptr;
+  for (const Row& r : front)
+    if (r.fig.days <= days) best = &r;
+  return best;
+}
+
+// --days N: the fewest GPUs and the cheapest layout finishing within N days,
+// and what one day more or less is worth, from the screened rows of every
+// cluster option searched (a step function: layouts come in whole steps).
+nlohmann::json deadline_json(const PlanSpace& space, const PlanOptions& opt, const std::vector<Row>& rows) {
+  const double n = opt.deadline_days;
+  const std::vector<Row> front = time_cost_front(rows);
+  nlohmann::json d = {{"days", n}};
+  nlohmann::json f = nlohmann::json::array();
+  for (const Row& r : front) f.push_back(row_json(space, r));
+  d["time_cost_front"] = f;
+  const Row* cheap = cheapest_within(front, n);
+  if (!cheap) {
+    d["met"] = false;
+    if (!front.empty()) d["fastest"] = row_json(space, front.front());
+    d["note"] = "no layout searched finishes in time: search more GPUs (--gpus A:B) or other GPU types (--gpu-types)";
+    return d;
+  }
+  d["met"] = true;
+  const Row* fewest = nullptr;
+  for (const Row& r : rows) {
+    if (r.fig.days > n) continue;
+    const int g = space.jobs[static_cast<std::size_t>(r.job)].layout.gpus;
+    if (!fewest || g < space.jobs[static_cast<std::size_t>(fewest->job)].layout.gpus) fewest = &r;
+  }
+  d["fewest_gpus"] = row_json(space, *fewest);
+  d["cheapest"] = row_json(space, *cheap);
+  const Row* later = cheapest_within(front, n + 1);
+  const Row* sooner = cheapest_within(front, n - 1);
+  d["usd_saved_by_one_more_day"] = cheap->fig.cost_usd - later->fig.cost_usd;
+  if (sooner) d["usd_cost_of_one_day_sooner"] = sooner->fig.cost_usd - cheap->fig.cost_usd;
+  else d["usd_cost_of_one_day_sooner"] = nullptr;
+  d["note"] = "dollars between the cheapest layouts finishing within N-1, N and N+1 days (screened figures), over "
+              "every cluster option searched; the front lists where each saving starts";
+  return d;
 }
 
 }  // namespace
 
 nlohmann::json finalize_plan(const Scenario& base, const PlanOptions& opt, const PlanSpace& space,
-                             const std::vector<JobResult>& screened, const ExactSource& exact) {
-  const std::vector<Row> rows = ranked_rows(space, opt, screened);
+                             const std::vector<JobResult>& estimated, const std::vector<JobResult>& screened,
+                             const ExactSource& exact) {
+  const std::vector<Row> rows = with_estimates(ranked_rows(space, opt, screened), estimated);
+  const std::vector<Row> est_rows = ranked_rows(space, opt, estimated);
   const std::vector<int> best_k = best_jobs(rows, opt.top);
+  const std::vector<std::vector<int>> per_cluster = best_per_cluster(space, rows);
   std::vector<int> want = best_k;
+  for (const auto& c : per_cluster)
+    for (int j : c)
+      if (std::find(want.begin(), want.end(), j) == want.end()) want.push_back(j);
   if (std::find(want.begin(), want.end(), space.reference_job) == want.end()) want.push_back(space.reference_job);
   const std::map<int, JobResult> ex = exact_results(want, screened, exact);
   std::vector<Row> top;
-  std::vector<std::pair<double, double>> err;
-  for (int j : want) err.emplace_back(screened[static_cast<std::size_t>(j)].step_time_s, ex.at(j).step_time_s);
+  std::vector<std::pair<double, double>> err, est_err;
+  for (int j : want) {
+    err.emplace_back(screened[static_cast<std::size_t>(j)].step_time_s, ex.at(j).step_time_s);
+    const JobResult& e = estimated[static_cast<std::size_t>(j)];
+    if (e.job >= 0) est_err.emplace_back(e.step_time_s, ex.at(j).step_time_s);
+  }
   for (int j : best_k) top.push_back(make_row(space, opt, ex.at(j)));
+  top = with_estimates(top, estimated);
   std::sort(top.begin(), top.end(), [](const Row& a, const Row& b) {
     return (a.zero_stage >= 0) != (b.zero_stage >= 0) ? a.zero_stage >= 0 : better(a, b);
   });
@@ -311,51 +485,100 @@ nlohmann::json finalize_plan(const Scenario& base, const PlanOptions& opt, const
   plan["options"] = options_json(opt);
   plan["layouts_enumerated"] = space.candidates;
   plan["layouts_timed"] = space.layouts;
-  plan["simulations_screened"] = screened.size();
+  auto evaluated = [](const std::vector<JobResult>& v) {
+    return std::count_if(v.begin(), v.end(), [](const JobResult& r) { return r.job >= 0; });
+  };
+  plan["simulations_estimated"] = evaluated(estimated);
+  plan["simulations_screened"] = evaluated(screened);
+  plan["layouts_feasible_by_estimate"] = est_rows.size();
   plan["layouts_feasible_after_timing"] = rows.size();
+  plan["funnel"] = funnel_json(opt, estimated, screened);
   nlohmann::json best = nlohmann::json::array();
   for (const Row& r : top) best.push_back(row_json(space, r));
   plan["best"] = best;
   nlohmann::json ranked = nlohmann::json::array();
   for (const Row& r : rows) ranked.push_back(row_json(space, r));
   plan["ranked_screened"] = ranked;
-  plan["screening_error"] = screening_error(err);
+  nlohmann::json ranked_est = nlohmann::json::array();
+  for (const Row& r : est_rows) ranked_est.push_back(row_json(space, r));
+  plan["ranked_estimated"] = ranked_est;
+  plan["screening_error"] = relative_error(
+      err, "(screened - exact) / exact step time for the rows run exactly (the best K, the best of each cluster "
+           "option, the reference)");
+  plan["estimate_error"] = relative_error(
+      est_err, "(estimated - exact) / exact step time for the same rows");
   const JobResult& rex = ex.at(space.reference_job);
-  nlohmann::json ref = reference_rank(space, opt, rows, screened);
-  ref["exact"] = row_json(space, make_row(space, opt, rex));
+  nlohmann::json ref = reference_rank(space, opt, rows, est_rows, screened);
+  ref["exact"] = row_json(space, with_estimates({make_row(space, opt, rex)}, estimated).front());
   plan["reference"] = ref;
   if (!top.empty() && top.front().zero_stage >= 0 && make_row(space, opt, rex).zero_stage >= 0)
     plan["reference_layout"] = reference_block(row_json(space, top.front()), ex.at(top.front().job),
                                                ref["exact"], rex);
   std::vector<RejectedFamily> fams = space.families;
-  add_simulated_memory_families(space, screened, fams);
+  add_simulated_memory_families(space, best_known(estimated, screened), fams);
   plan["rejected"] = families_json(fams);
   if (opt.gpu_range) plan["pareto_front"] = pareto_json(space, rows);
+  if (!per_cluster.empty()) {
+    nlohmann::json bc = nlohmann::json::array();
+    for (const auto& c : per_cluster) {  // the best of the option's exact rows
+      std::vector<Row> v;
+      for (int j : c) v.push_back(make_row(space, opt, ex.at(j)));
+      v = with_estimates(v, estimated);
+      std::sort(v.begin(), v.end(), [](const Row& a, const Row& b) {
+        return (a.zero_stage >= 0) != (b.zero_stage >= 0) ? a.zero_stage >= 0 : better(a, b);
+      });
+      bc.push_back(row_json(space, v.front()));
+    }
+    plan["best_per_cluster"] = bc;
+  }
+  if (opt.deadline_days > 0) plan["deadline"] = deadline_json(space, opt, rows);
   return plan;
 }
 
-nlohmann::json run_plan(const Scenario& base, const PlanOptions& opt, Progress* progress) {
-  const PlanSpace space = enumerate_plan(base, opt);
+namespace {
+
+std::vector<int> all_jobs(const PlanSpace& space) {
   std::vector<int> all(space.jobs.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  if (progress) progress->set_total(all.size() + static_cast<std::size_t>(opt.top) + 1);
-  const auto screened = evaluate_jobs(space, all, false, opt.threads, progress);
-  return finalize_plan(base, opt, space, screened, [&](const std::vector<int>& jobs) {
-    return evaluate_jobs(space, jobs, true, opt.threads, progress);
+  return all;
+}
+
+}  // namespace
+
+nlohmann::json run_plan(const Scenario& base, const PlanOptions& opt, Progress* progress) {
+  const PlanSpace space = enumerate_plan(base, opt);
+  const std::vector<int> all = all_jobs(space);
+  if (progress) progress->set_total(all.size());
+  const auto estimated = by_job(space, evaluate_jobs(space, all, EvalLevel::Estimate, opt.threads, progress));
+  const std::vector<int> screen = screen_jobs(opt, space, estimated);
+  if (progress) progress->set_total(all.size() + screen.size() + static_cast<std::size_t>(opt.top) + 1);
+  const auto screened = by_job(space, evaluate_jobs(space, screen, EvalLevel::Screen, opt.threads, progress));
+  return finalize_plan(base, opt, space, estimated, screened, [&](const std::vector<int>& jobs) {
+    return evaluate_jobs(space, jobs, EvalLevel::Exact, opt.threads, progress);
   });
 }
 
+// A shard estimates every job (cheap, and the screened set depends on all of
+// them), screens its slice of the screened set, and runs exactly its own
+// best K by screened objective and the reference if it screened it; the
+// part keeps the estimates of its own jobs only (j % N == i).
 nlohmann::json run_plan_part(const Scenario& base, const PlanOptions& opt, Progress* progress) {
   const PlanSpace space = enumerate_plan(base, opt);
-  const std::vector<int> mine = shard_jobs(space, opt.shard, opt.shards);
-  if (progress) progress->set_total(mine.size() + static_cast<std::size_t>(opt.top) + 1);
-  const auto screened = evaluate_jobs(space, mine, false, opt.threads, progress);
-  const auto exact = evaluate_jobs(space, shard_exact_jobs(base, opt, space, screened), true, opt.threads, progress);
-  nlohmann::json s = nlohmann::json::array(), e = nlohmann::json::array();
+  const std::vector<int> all = all_jobs(space);
+  if (progress) progress->set_total(all.size());
+  const auto estimated = evaluate_jobs(space, all, EvalLevel::Estimate, opt.threads, progress);
+  const std::vector<int> mine = shard_slice(screen_jobs(opt, space, by_job(space, estimated)), opt.shard, opt.shards);
+  if (progress) progress->set_total(all.size() + mine.size() + static_cast<std::size_t>(opt.top) + 1);
+  const auto screened = evaluate_jobs(space, mine, EvalLevel::Screen, opt.threads, progress);
+  const auto exact = evaluate_jobs(space, shard_exact_jobs(base, opt, space, screened), EvalLevel::Exact,
+                                   opt.threads, progress);
+  nlohmann::json e = nlohmann::json::array(), s = nlohmann::json::array(), x = nlohmann::json::array();
+  for (int j : shard_jobs(space, opt.shard, opt.shards)) e.push_back(to_json(estimated[static_cast<std::size_t>(j)]));
   for (const auto& r : screened) s.push_back(to_json(r));
-  for (const auto& r : exact) e.push_back(to_json(r));
-  return {{"trainsim_plan_part", 1}, {"shard", opt.shard},   {"shards", opt.shards}, {"scenario", to_json(base)},
-          {"options", options_json(opt)}, {"screened", s}, {"exact", e}};
+  for (const auto& r : exact) x.push_back(to_json(r));
+  return {{"trainsim_plan_part", 2}, {"shard", opt.shard},   {"shards", opt.shards},
+          {"scenario", to_json(base)}, {"options", options_json(opt)}, {"estimated", e},
+          {"screened", s},            {"exact", x}};
 }
 
 namespace {
@@ -369,8 +592,9 @@ void part_fail(const std::string& file, const std::string& path, const std::stri
 nlohmann::json merge_plan_parts(const std::vector<nlohmann::json>& parts, const std::vector<std::string>& files) {
   if (parts.empty()) part_fail("plan merge", "", "no parts", "one part file per shard");
   for (std::size_t i = 0; i < parts.size(); ++i)
-    if (!parts[i].is_object() || !parts[i].contains("trainsim_plan_part"))
-      part_fail(files[i], "", "a file without \"trainsim_plan_part\"", "a part written by trainsim plan --shard");
+    if (!parts[i].is_object() || !parts[i].contains("trainsim_plan_part") || parts[i]["trainsim_plan_part"] != 2)
+      part_fail(files[i], "/trainsim_plan_part", parts[i].is_object() && parts[i].contains("trainsim_plan_part") ? parts[i]["trainsim_plan_part"].dump() : "absent",
+                "2: a part written by this version's trainsim plan --shard");
   const int shards = parts[0].at("shards").get<int>();
   std::set<int> seen;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -385,16 +609,25 @@ nlohmann::json merge_plan_parts(const std::vector<nlohmann::json>& parts, const 
   const Scenario base = parse_scenario(parts[0].at("scenario"), files[0]);
   const PlanOptions opt = options_from_json(parts[0].at("options"));
   const PlanSpace space = enumerate_plan(base, opt);
-  std::vector<JobResult> screened(space.jobs.size());
+  std::vector<JobResult> estimated(space.jobs.size()), screened(space.jobs.size());
   std::map<int, JobResult> exact;
-  for (const auto& p : parts) {
-    for (const auto& r : p.at("screened")) {
-      JobResult jr = job_result_from_json(r);
-      screened.at(static_cast<std::size_t>(jr.job)) = jr;
-    }
-    for (const auto& r : p.at("exact")) exact[r.at("job").get<int>()] = job_result_from_json(r);
+  auto place = [&](std::vector<JobResult>& v, const nlohmann::json& r, std::size_t i) {
+    JobResult jr = job_result_from_json(r);
+    if (jr.job < 0 || static_cast<std::size_t>(jr.job) >= v.size())
+      part_fail(files[i], "/job", std::to_string(jr.job), fmt::format("a job index below {}", v.size()));
+    v[static_cast<std::size_t>(jr.job)] = jr;
+  };
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    for (const auto& r : parts[i].at("estimated")) place(estimated, r, i);
+    for (const auto& r : parts[i].at("screened")) place(screened, r, i);
+    for (const auto& r : parts[i].at("exact")) exact[r.at("job").get<int>()] = job_result_from_json(r);
   }
-  return finalize_plan(base, opt, space, screened, [&](const std::vector<int>& jobs) {
+  for (std::size_t j = 0; j < estimated.size(); ++j)
+    if (estimated[j].job < 0) part_fail(files[0], "/estimated", std::to_string(j), "every job's estimate");
+  for (int j : screen_jobs(opt, space, estimated))
+    if (screened[static_cast<std::size_t>(j)].job < 0)
+      part_fail(files[0], "/screened", std::to_string(j), "every screened job's result");
+  return finalize_plan(base, opt, space, estimated, screened, [&](const std::vector<int>& jobs) {
     std::vector<JobResult> out;
     for (int j : jobs) {
       auto it = exact.find(j);
@@ -411,7 +644,8 @@ namespace {
 std::string layout_cell(const nlohmann::json& l) {
   std::string sched = l.at("schedule").get<std::string>();
   if (sched == "interleaved") sched += fmt::format("x{}", l.at("virtual_stages").get<int>());
-  return fmt::format("{:>5} {:>2} {:>3} {:>3} {:>4}  z{} {:<13} {:>3} {:<9} {:>3} {:<4}", l.at("gpus").get<int>(),
+  return fmt::format("{:<9} {:>5} {:>2} {:>3} {:>3} {:>4}  z{} {:<13} {:>3} {:<9} {:>3} {:<4}",
+                     l.at("gpu").get<std::string>(), l.at("gpus").get<int>(),
                      l.at("tp").get<int>(), l.at("pp").get<int>(), l.at("ep").get<int>(), l.at("dp").get<int>(),
                      l.at("zero_stage").get<int>(), sched, l.at("micro_batch_size").get<int>(),
                      l.at("recompute").get<std::string>(), l.at("comm_sms").get<int>(),
@@ -426,17 +660,49 @@ std::string row_line(const std::string& label, const nlohmann::json& r) {
 }
 
 const char* kHeader =
-    "rank   gpus tp  pp  ep   dp  zero schedule    mbs recompute sms prec    step s    days      $M    GiB  "
+    "rank  gpu        gpus tp  pp  ep   dp  zero schedule    mbs recompute sms prec    step s    days      $M    GiB  "
     "figures\n";
+
+std::string deadline_text(const nlohmann::json& d) {
+  const double n = d.at("days").get<double>();
+  if (!d.at("met").get<bool>()) {
+    std::string out = fmt::format("no layout searched finishes within {:g} days", n);
+    if (d.contains("fastest"))
+      out += fmt::format(" (fastest: {:.1f} days on {} {})", d.at("fastest").at("wall_clock_days").get<double>(),
+                         d.at("fastest").at("layout").at("gpus").get<int>(),
+                         d.at("fastest").at("layout").at("gpu").get<std::string>());
+    return out + "\n";
+  }
+  const auto& c = d.at("cheapest");
+  const auto& f = d.at("fewest_gpus");
+  std::string out = fmt::format(
+      "within {:g} days: fewest GPUs {} {} ({:.1f} days, ${:.3f}M); cheapest {} {} ({:.1f} days, ${:.3f}M)\n", n,
+      f.at("layout").at("gpus").get<int>(), f.at("layout").at("gpu").get<std::string>(),
+      f.at("wall_clock_days").get<double>(), f.at("total_cost_usd").get<double>() / 1e6,
+      c.at("layout").at("gpus").get<int>(), c.at("layout").at("gpu").get<std::string>(),
+      c.at("wall_clock_days").get<double>(), c.at("total_cost_usd").get<double>() / 1e6);
+  out += fmt::format("one more day saves ${:.3f}M", d.at("usd_saved_by_one_more_day").get<double>() / 1e6);
+  const auto& sooner = d.at("usd_cost_of_one_day_sooner");
+  out += sooner.is_null() ? std::string("; no layout searched finishes one day sooner\n")
+                          : fmt::format("; one day sooner costs ${:.3f}M\n", sooner.get<double>() / 1e6);
+  return out;
+}
 
 }  // namespace
 
 std::string plan_text(const nlohmann::json& plan) {
+  const auto& fu = plan.at("funnel");
+  const auto& ev = fu.at("estimate_vs_screened");
   std::string out = fmt::format(
-      "plan for {} by {}: {} layouts enumerated, {} timed ({} simulations), {} feasible\n",
+      "plan for {} by {}: {} layouts enumerated, {} timed: {} simulations estimated ({} feasible), the best {:.0f}% "
+      "per cluster size screened ({} simulations; estimate vs screened step: mean {:.1f}%, worst {:+.1f}%), "
+      "{} feasible\n",
       plan.at("scenario_name").get<std::string>(), plan.at("options").at("objective").get<std::string>(),
       plan.at("layouts_enumerated").get<long long>(), plan.at("layouts_timed").get<long long>(),
-      plan.at("simulations_screened").get<long long>(), plan.at("layouts_feasible_after_timing").get<long long>());
+      plan.at("simulations_estimated").get<long long>(), plan.at("layouts_feasible_by_estimate").get<long long>(),
+      100 * fu.at("screen_fraction").get<double>(), plan.at("simulations_screened").get<long long>(),
+      100 * ev.at("mean_abs_relative_error").get<double>(), 100 * ev.at("worst_relative_error").get<double>(),
+      plan.at("layouts_feasible_after_timing").get<long long>());
   out += kHeader;
   int i = 0;
   for (const auto& r : plan.at("best")) out += row_line(std::to_string(++i), r);
@@ -446,15 +712,25 @@ std::string plan_text(const nlohmann::json& plan) {
                                               ref.at("of").get<long long>())
                                 : std::string("n/f");
   out += row_line("ref", ref.at("exact"));
-  if (ref.at("feasible").get<bool>())
-    out += fmt::format("the scenario's layout ranks {} by screened {} (top {:.1f}%)\n", where,
-                       plan.at("options").at("objective").get<std::string>(), ref.at("percentile").get<double>());
+  if (ref.at("feasible").get<bool>()) {
+    const std::string obj = plan.at("options").at("objective").get<std::string>();
+    out += fmt::format("the scenario's layout ranks {} by screened {} among the screened", where, obj);
+    const auto& be = ref.at("by_estimated_objective");
+    if (!be.is_null())
+      out += fmt::format(", {}/{} of all feasible layouts by estimated {} (top {:.1f}%)", be.at("rank").get<long long>(),
+                         be.at("of").get<long long>(), obj, be.at("percentile").get<double>());
+    out += "\n";
+  }
   else
     out += "the scenario's layout does not fit in memory\n";
   const auto& se = plan.at("screening_error");
   out += fmt::format("screening error (screened vs exact step time, {} rows): mean {:.2f}%, worst {:+.2f}%\n",
                      se.at("rows").get<long long>(), 100 * se.at("mean_abs_relative_error").get<double>(),
                      100 * se.at("worst_relative_error").get<double>());
+  const auto& ee = plan.at("estimate_error");
+  out += fmt::format("estimate error (estimated vs exact step time, {} rows): mean {:.2f}%, worst {:+.2f}%\n",
+                     ee.at("rows").get<long long>(), 100 * ee.at("mean_abs_relative_error").get<double>(),
+                     100 * ee.at("worst_relative_error").get<double>());
   if (plan.contains("reference_layout")) {
     const auto& d = plan.at("reference_layout").at("winner_minus_reference");
     out += fmt::format(
@@ -468,6 +744,11 @@ std::string plan_text(const nlohmann::json& plan) {
     out += "Pareto front (GPUs, days, dollars):\n" + std::string(kHeader);
     for (const auto& r : plan.at("pareto_front")) out += row_line("", r);
   }
+  if (plan.contains("best_per_cluster")) {
+    out += "best per cluster option (GPU type, GPUs):\n" + std::string(kHeader);
+    for (const auto& r : plan.at("best_per_cluster")) out += row_line("", r);
+  }
+  if (plan.contains("deadline")) out += deadline_text(plan.at("deadline"));
   out += "rejected (families, largest first):\n";
   int shown = 0;
   for (const auto& f : plan.at("rejected")) {

@@ -1,5 +1,7 @@
-// Timing the jobs of a plan: screened (few micro-batches, extrapolated) or
-// exact (the scenario's micro-batch count), on a pool of threads.
+// Timing the jobs of a plan: estimated (the pipeline estimate of the stage
+// partition search, model::StepInputs::estimate_only), screened (the
+// cluster execution at few micro-batches, extrapolated) or exact (the
+// scenario's micro-batch count), on a pool of threads.
 //
 // Screening. A step with m micro-batches is a warm-up, a steady state in
 // which every rank repeats the same work per micro-batch, and a cool-down,
@@ -96,11 +98,28 @@ nlohmann::json exact_detail(const Simulation& sim) {
           {"critical_gpu", r["cluster_simulation"]["critical_gpu"]["gpu"]}};
 }
 
+// The pipeline estimate at the real micro-batch count (cheap: no cluster
+// execution, so nothing to extrapolate).
+JobResult estimate_job(const PlanJob& pj, int job) {
+  SimulateOptions o;
+  o.estimate_only = true;
+  const Simulation sim = simulate(pj.scenario, o);
+  JobResult r;
+  r.job = job;
+  r.estimated = true;
+  r.simulated_microbatches = static_cast<int>(pj.scenario.microbatches_per_step());
+  r.step_time_s = sim.step.step_time.to_seconds();
+  r.peak_gib = memory_by_zero(sim.step, pj.layout.zero_stage, pj.zero_stages, 1.0);
+  return r;
+}
+
 }  // namespace
 
-JobResult evaluate_job(const PlanSpace& space, int job, bool exact) {
+JobResult evaluate_job(const PlanSpace& space, int job, EvalLevel level) {
   const PlanJob& pj = space.jobs[static_cast<std::size_t>(job)];
   const std::int64_t m = pj.scenario.microbatches_per_step();
+  if (level == EvalLevel::Estimate) return estimate_job(pj, job);
+  const bool exact = level == EvalLevel::Exact;
   const int m1 = exact ? static_cast<int>(m) : screening_microbatches(pj.layout, m);
   Scenario s = pj.scenario;
   s.training.global_batch_size = static_cast<std::int64_t>(m1) * s.plan.dp * s.plan.micro_batch_size;
@@ -117,8 +136,9 @@ JobResult evaluate_job(const PlanSpace& space, int job, bool exact) {
   return r;
 }
 
-std::vector<JobResult> evaluate_jobs(const PlanSpace& space, const std::vector<int>& jobs, bool exact, int threads,
-                                     Progress* progress) {
+std::vector<JobResult> evaluate_jobs(const PlanSpace& space, const std::vector<int>& jobs, EvalLevel level,
+                                     int threads, Progress* progress) {
+  const bool exact = level == EvalLevel::Exact;
   std::vector<JobResult> out(jobs.size());
   // Longest first (simulation cost grows with the micro-batches simulated),
   // for balance; results keep their places whatever the order.
@@ -136,7 +156,7 @@ std::vector<JobResult> evaluate_jobs(const PlanSpace& space, const std::vector<i
   auto worker = [&] {
     for (std::size_t k = next++; k < order.size(); k = next++) {
       try {
-        out[order[k]] = evaluate_job(space, jobs[order[k]], exact);
+        out[order[k]] = evaluate_job(space, jobs[order[k]], level);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
         if (!error) error = std::current_exception();
@@ -161,10 +181,24 @@ std::vector<int> shard_jobs(const PlanSpace& space, int shard, int shards) {
   return v;
 }
 
+std::vector<int> shard_slice(const std::vector<int>& jobs, int shard, int shards) {
+  std::vector<int> v;
+  for (std::size_t k = 0; k < jobs.size(); ++k)
+    if (static_cast<int>(k % static_cast<std::size_t>(shards)) == shard) v.push_back(jobs[k]);
+  return v;
+}
+
+std::vector<JobResult> by_job(const PlanSpace& space, const std::vector<JobResult>& results) {
+  std::vector<JobResult> out(space.jobs.size());
+  for (const auto& r : results) out.at(static_cast<std::size_t>(r.job)) = r;
+  return out;
+}
+
 nlohmann::json to_json(const JobResult& r) {
   nlohmann::json mem = nlohmann::json::object();
   for (const auto& [z, g] : r.peak_gib) mem[std::to_string(z)] = g;
   nlohmann::json j = {{"job", r.job},
+                      {"estimated", r.estimated},
                       {"exact", r.exact},
                       {"simulated_microbatches", r.simulated_microbatches},
                       {"step_time_s", r.step_time_s},
@@ -176,6 +210,7 @@ nlohmann::json to_json(const JobResult& r) {
 JobResult job_result_from_json(const nlohmann::json& j) {
   JobResult r;
   r.job = j.at("job").get<int>();
+  r.estimated = j.at("estimated").get<bool>();
   r.exact = j.at("exact").get<bool>();
   r.simulated_microbatches = j.at("simulated_microbatches").get<int>();
   r.step_time_s = j.at("step_time_s").get<double>();

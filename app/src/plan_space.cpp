@@ -22,6 +22,7 @@
 #include "trainsim/app/plan.hpp"
 #include "trainsim/common/error.hpp"
 #include "trainsim/common/units.hpp"
+#include "trainsim/hardware/gpu.hpp"
 #include "trainsim/model/accounting.hpp"
 #include "trainsim/model/pipeline_exec.hpp"
 #include "trainsim/model/step.hpp"
@@ -66,6 +67,31 @@ void parse_gpu_option(const std::string& text, int gpus_per_node, PlanOptions& o
   opt.gpu_range = colon != std::string::npos;
 }
 
+void parse_gpu_types_option(const std::string& text, PlanOptions& opt) {
+  opt.gpu_types.clear();
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto eq = item.find('=');
+    const std::string name = item.substr(0, eq);
+    (void)hw::gpu_preset(name, "--gpu-types", "");  // an unknown name is an input error naming the presets
+    double price = -1;
+    if (eq != std::string::npos) {
+      const std::string p = item.substr(eq + 1);
+      char* end = nullptr;
+      price = std::strtod(p.c_str(), &end);
+      if (p.empty() || *end != '\0' || !(price > 0 && price < 1e6))
+        throw InputError("--gpu-types", "", "\"" + item + "\"", "NAME or NAME=PRICE with a price in dollars per GPU-hour > 0");
+    }
+    for (const auto& [n, pr] : opt.gpu_types)
+      if (n == name) throw InputError("--gpu-types", "", "\"" + text + "\"", "each GPU type once");
+    opt.gpu_types.emplace_back(name, price);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+}
+
 void parse_shard_option(const std::string& text, PlanOptions& opt) {
   const auto slash = text.find('/');
   if (slash == std::string::npos) throw InputError("--shard", "", "\"" + text + "\"", "i/N with 0 <= i < N");
@@ -77,7 +103,8 @@ void parse_shard_option(const std::string& text, PlanOptions& opt) {
 }
 
 nlohmann::json to_json(const PlanLayout& l) {
-  return {{"gpus", l.gpus},
+  return {{"gpu", l.gpu},
+          {"gpus", l.gpus},
           {"tp", l.tp},
           {"pp", l.pp},
           {"ep", l.ep},
@@ -93,7 +120,7 @@ nlohmann::json to_json(const PlanLayout& l) {
 
 PlanLayout layout_of(const Scenario& s) {
   const auto& p = s.plan;
-  return PlanLayout{s.cluster.total_gpus(), p.tp, p.pp, p.ep, p.dp, p.zero_stage, p.micro_batch_size,
+  return PlanLayout{s.cluster.gpu.name, s.cluster.total_gpus(), p.tp, p.pp, p.ep, p.dp, p.zero_stage, p.micro_batch_size,
                     p.virtual_stages, p.schedule, p.recompute, p.comm_sms, s.gemm_precision};
 }
 
@@ -101,7 +128,7 @@ namespace {
 
 // The fields a job shares (ZeRO 1..3 folded into 1), for ordering and lookup.
 auto job_key(const PlanLayout& l) {
-  return std::make_tuple(l.gpus, l.tp, l.pp, l.ep, static_cast<int>(l.schedule), l.virtual_stages,
+  return std::make_tuple(l.gpu, l.gpus, l.tp, l.pp, l.ep, static_cast<int>(l.schedule), l.virtual_stages,
                          l.micro_batch_size, static_cast<int>(l.recompute), l.comm_sms,
                          static_cast<int>(l.precision), l.zero_stage == 0 ? 0 : 1);
 }
@@ -119,6 +146,8 @@ std::vector<int> divisors_up_to(int n, int cap) {
 // would look free (docs/PLANNING.md, Limitations); a scenario that asks for
 // it is still evaluated.
 struct Axes {
+  std::vector<hw::GpuSpec> gpu_types;  // with the price per GPU-hour in `price`
+  std::vector<double> price;
   std::vector<int> gpus, tp, ep, mbs, zero{0, 1, 2};
   std::vector<std::pair<model::ScheduleKind, int>> schedules;  // with virtual stages
   std::vector<model::Recompute> recompute{model::Recompute::None, model::Recompute::Selective,
@@ -134,6 +163,14 @@ void add_unique(std::vector<int>& v, int x) {
 Axes make_axes(const Scenario& base, const PlanOptions& opt) {
   Axes a;
   a.gpus = opt.gpu_counts.empty() ? std::vector<int>{base.cluster.total_gpus()} : opt.gpu_counts;
+  if (opt.gpu_types.empty()) {
+    a.gpu_types = {base.cluster.gpu};
+    a.price = {base.usd_per_gpu_hour};
+  }
+  for (const auto& [name, price] : opt.gpu_types) {
+    a.gpu_types.push_back(hw::gpu_preset(name, "--gpu-types", ""));
+    a.price.push_back(price >= 0 ? price : base.usd_per_gpu_hour);
+  }
   for (int t = 1; t <= base.cluster.gpus_per_node; t *= 2) a.tp.push_back(t);
   add_unique(a.tp, base.plan.tp);
   if (base.arch.moe)
@@ -151,8 +188,18 @@ Axes make_axes(const Scenario& base, const PlanOptions& opt) {
   a.precision = {base.gemm_precision};
   if (opt.vary_precision)
     for (Precision p : {Precision::BF16, Precision::FP8})
-      if (p != base.gemm_precision && base.cluster.gpu.supports(p)) a.precision.push_back(p);
+      if (p != base.gemm_precision) a.precision.push_back(p);
   return a;
+}
+
+// The precisions tried on one GPU type: those of the axis it has; BF16 when
+// it has none of them (an A100 asked about an FP8 scenario runs it in BF16).
+std::vector<Precision> precisions_for(const Axes& a, const hw::GpuSpec& gpu) {
+  std::vector<Precision> v;
+  for (Precision p : a.precision)
+    if (gpu.supports(p)) v.push_back(p);
+  if (v.empty()) v.push_back(Precision::BF16);
+  return v;
 }
 
 // Communication SMs: none without expert parallelism; around the scenario's
@@ -203,8 +250,10 @@ class Families {
 
 // The base scenario's resolved JSON with a layout patched in, read back by the
 // scenario reader: the same checks as a scenario file.
-Scenario patched_scenario(const nlohmann::json& base, const PlanLayout& l, int gpus_per_node) {
+Scenario patched_scenario(const nlohmann::json& base, const PlanLayout& l, int gpus_per_node, double price) {
   nlohmann::json j = base;
+  if (j["cluster"]["gpu"].value("name", "") != l.gpu) j["cluster"]["gpu"] = l.gpu;  // a preset (--gpu-types)
+  j["cost"]["usd_per_gpu_hour"] = price;
   j["cluster"]["nodes"] = l.gpus / gpus_per_node;
   auto& p = j["parallelism"];
   p["tp"] = l.tp;
@@ -295,6 +344,7 @@ namespace {
 // communication SMs and precision) and its verdict.
 struct Structure {
   PlanLayout layout;
+  double price = 0;  // dollars per GPU-hour of its GPU type
   std::vector<std::pair<int, Precision>> variants;  // communication SMs x precision
   std::optional<Scenario> valid;
   std::string family, reason;  // when rejected
@@ -307,7 +357,7 @@ void validate_all(std::vector<Structure>& all, const nlohmann::json& base_json, 
     for (std::size_t i = next++; i < all.size(); i = next++) {
       Structure& st = all[i];
       try {
-        st.valid = patched_scenario(base_json, st.layout, gpus_per_node);
+        st.valid = patched_scenario(base_json, st.layout, gpus_per_node, st.price);
       } catch (const InputError& e) {
         st.family = family_key(e.json_path(), e.expected());
         st.reason = fmt::format("{} = {}: expected {}", e.json_path(), e.value(), e.expected());
@@ -362,6 +412,7 @@ struct Enumerator {
     // are not enumerated; the scenario's own layout is always evaluated).
     const int max_pp = std::max(1, (base.arch.layers + 2 + base.arch.mtp_depth) / 2);
     std::vector<Structure> all;
+    for (std::size_t ty = 0; ty < axes.gpu_types.size(); ++ty)
     for (int g : axes.gpus)
       for (int tp : axes.tp)
         for (int pp : divisors_up_to(g / tp, max_pp))
@@ -369,9 +420,13 @@ struct Enumerator {
             for (auto [kind, vs] : axes.schedules)
               for (int mbs : axes.mbs) {
                 Structure st;
+                const hw::GpuSpec& gpu = axes.gpu_types[ty];
                 for (int sms : comm_sms_values(base, ep, opt))
-                  for (Precision prec : axes.precision) st.variants.emplace_back(sms, prec);
-                st.layout = {g, tp, pp, ep, g / (tp * pp), 1, mbs, vs, kind, model::Recompute::None,
+                  if (sms < gpu.sms)
+                    for (Precision prec : precisions_for(axes, gpu)) st.variants.emplace_back(sms, prec);
+                if (st.variants.empty()) continue;
+                st.price = axes.price[ty];
+                st.layout = {gpu.name, g, tp, pp, ep, g / (tp * pp), 1, mbs, vs, kind, model::Recompute::None,
                              st.variants.front().first, st.variants.front().second};
                 all.push_back(std::move(st));
               }

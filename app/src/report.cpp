@@ -89,6 +89,7 @@ Simulation simulate(const Scenario& scenario, const SimulateOptions& options, co
   in.routing = scenario.routing;
   in.routing_states = scenario.routing_states;
   in.record = options.record;
+  in.estimate_only = options.estimate_only;
   // Progress in simulated time against the estimated step (capped below the
   // end: the estimate leaves out contention, so the run may go past it).
   Progress bar(fmt::format("simulating {} GPUs", fidelity == model::Fidelity::Full ? scenario.cluster.total_gpus()

@@ -440,7 +440,8 @@ std::vector<Time> tail_alone(const StepInputs& in, const Schedule& sched, const 
 // executed with the stages' simulated chunk times and one p2p delay, then
 // each rank's tail after the last of the ranks it synchronises with.
 Time estimate_step(const std::vector<int>& counts, const std::vector<LayerKind>& seq, const StepInputs& in,
-                   const Schedule& sched, StageTimer& st, const hw::KernelTimer& timer, const Fabric& fabric, Time p2p) {
+                   const Schedule& sched, StageTimer& st, const hw::KernelTimer& timer, const Fabric& fabric, Time p2p,
+                   ExecResult* exec_out = nullptr) {
   const auto kinds = stage_kinds(seq, counts);
   ExecCosts costs;
   costs.duration = [&](const ScheduleOp& op, int) -> Time {
@@ -465,6 +466,7 @@ Time estimate_step(const std::vector<int>& counts, const std::vector<LayerKind>&
         ready = max(ready, ex.timeline[static_cast<std::size_t>(q)].back().end);
     step = max(step, ready + tail[static_cast<std::size_t>(rk)]);
   }
+  if (exec_out) *exec_out = ex;
   return step;
 }
 
@@ -576,6 +578,24 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   r.flows = cr.flows;
   r.collectives = cr.collectives;
   r.p2p_seconds = p2p_alone(topo, layout, ci.activation_bytes).to_seconds();
+}
+
+// StepInputs::estimate_only: the chosen partition's estimate stands for the
+// step; its pipeline execution (chunk times simulated, one p2p delay, no
+// contention between GPUs) gives the timeline the memory is read from.
+void estimate_only(const StepInputs& in, StepResult& r, const std::vector<LayerKind>& seq, StageTimer& st,
+                   const hw::KernelTimer& timer, const Fabric& fabric) {
+  const int copies = stage_copies(r.schedule);
+  r.dp_group_dense = in.plan->dp * copies;
+  r.dp_group_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * copies;
+  r.activation_bytes = activation_transfer_bytes(in);
+  const Time p2p = p2p_alone(fabric.topo, fabric.layout, r.activation_bytes);
+  const auto& chosen = r.partition.candidates[static_cast<std::size_t>(r.partition.chosen)];
+  r.step_time = estimate_step(chosen.counts, seq, in, r.schedule, st, timer, fabric, p2p, &r.exec);
+  r.makespan = r.exec.makespan;
+  r.fidelity = in.fidelity;
+  r.tail = tail_work(r, *in.plan, timer);
+  r.p2p_seconds = p2p.to_seconds();
 }
 
 }  // namespace
@@ -767,7 +787,10 @@ StepResult simulate_step(const StepInputs& in) {
   }
   build_stages(r, kind_ops, stage_timer, in, octx);
   pair_costs(r);
-  run_cluster(in, r, timer, fabric);
+  if (in.estimate_only)
+    estimate_only(in, r, seq, stage_timer, timer, fabric);
+  else
+    run_cluster(in, r, timer, fabric);
 
   // ---- FLOPs ----
   for (const auto& sc : r.stages) {

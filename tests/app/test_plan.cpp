@@ -3,12 +3,14 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 
 #include "trainsim/app/plan.hpp"
 #include "trainsim/common/error.hpp"
 #include "trainsim/common/json_reader.hpp"
+#include "trainsim/common/units.hpp"
 
 using namespace trainsim;
 
@@ -114,13 +116,106 @@ TEST_CASE("plan: ZeRO stages of one job share its time and shed memory in order"
   const auto space = app::enumerate_plan(mini(), options(2));
   for (std::size_t j = 0; j < space.jobs.size(); ++j) {
     if (space.jobs[j].zero_stages.size() < 3 || space.jobs[j].layout.zero_stage != 1) continue;
-    const auto r = app::evaluate_job(space, static_cast<int>(j), false);
+    const auto r = app::evaluate_job(space, static_cast<int>(j), app::EvalLevel::Screen);
     // Stage 2 shards the gradients (stage 3, which would also shard the
     // weights, is not searched: docs/PLANNING.md).
     CHECK(r.peak_gib.at(2) < r.peak_gib.at(1));
     CHECK(r.peak_gib.count(3) == 0);
     break;
   }
+}
+
+TEST_CASE("plan: every job is estimated; the best share per cluster size and the reference are screened") {
+  auto o = options(2);
+  o.screen_fraction = 0.25;
+  const auto space = app::enumerate_plan(mini(), o);
+  const auto all = app::shard_jobs(space, 0, 1);
+  const auto est = app::by_job(space, app::evaluate_jobs(space, all, app::EvalLevel::Estimate, 2, nullptr));
+  std::size_t feasible = 0;
+  for (const auto& r : est) {
+    CHECK(r.estimated);
+    CHECK(r.step_time_s > 0);
+    const double cap = space.jobs[static_cast<std::size_t>(r.job)].scenario.cluster.gpu.hbm_capacity.value() / kGiB;
+    for (const auto& [z, g] : r.peak_gib)
+      if (g <= cap) {
+        ++feasible;
+        break;
+      }
+  }
+  const auto screen = app::screen_jobs(o, space, est);
+  // One cluster size: ceil(25% of the feasible) and the reference (which may
+  // be among them).
+  const auto want = static_cast<std::size_t>(std::ceil(0.25 * static_cast<double>(feasible)));
+  CHECK(screen.size() >= want);
+  CHECK(screen.size() <= want + 1);
+  CHECK(std::binary_search(screen.begin(), screen.end(), space.reference_job));
+  // The plan says how many jobs each level saw.
+  const auto plan = app::run_plan(mini(), o, nullptr);
+  CHECK(plan["funnel"]["jobs_estimated"] == space.jobs.size());
+  CHECK(plan["funnel"]["jobs_screened"] == screen.size());
+  CHECK(plan["ranked_estimated"].size() == feasible);
+}
+
+TEST_CASE("plan: GPU types are searched side by side at their own prices, the best of each is run exactly") {
+  auto o = options(2);
+  app::parse_gpu_types_option("H800,H100=3", o);
+  const auto plan = app::run_plan(mini(), o, nullptr);
+  REQUIRE(plan.contains("best_per_cluster"));
+  REQUIRE(plan["best_per_cluster"].size() == 2);
+  const auto& h100 = plan["best_per_cluster"][0];
+  const auto& h800 = plan["best_per_cluster"][1];
+  CHECK(h100["layout"]["gpu"] == "H100");
+  CHECK(h800["layout"]["gpu"] == "H800");
+  CHECK(h100["figures"] == "exact");
+  CHECK(h800["figures"] == "exact");
+  // Cost = GPU-hours x the type's price (H100 given, H800 the scenario's $2).
+  CHECK(h100["total_cost_usd"].get<double>() == doctest::Approx(3.0 * h100["total_gpu_hours"].get<double>()));
+  CHECK(h800["total_cost_usd"].get<double>() == doctest::Approx(2.0 * h800["total_gpu_hours"].get<double>()));
+  CHECK_THROWS_AS(app::parse_gpu_types_option("H900", o), InputError);
+  CHECK_THROWS_AS(app::parse_gpu_types_option("H100=-1", o), InputError);
+  CHECK_THROWS_AS(app::parse_gpu_types_option("H100,H100", o), InputError);
+}
+
+TEST_CASE("plan: a deadline picks the fewest GPUs and the cheapest layout in time, and prices a day") {
+  auto o = options(2);
+  app::parse_gpu_option("8:16", 8, o);
+  const auto probe = app::run_plan(mini(), o, nullptr);
+  // A deadline between the fastest and the slowest layout on the time-cost
+  // front, so that some layouts meet it and some do not.
+  o.deadline_days = 1e9;  // placeholder, set below from the front
+  const auto& rows = probe["ranked_screened"];
+  double fastest = 1e300, slowest = 0;
+  for (const auto& r : rows) {
+    fastest = std::min(fastest, r["wall_clock_days"].get<double>());
+    slowest = std::max(slowest, r["wall_clock_days"].get<double>());
+  }
+  o.deadline_days = (fastest + slowest) / 2;
+  const auto plan = app::run_plan(mini(), o, nullptr);
+  const auto& d = plan["deadline"];
+  REQUIRE(d["met"] == true);
+  const double n = o.deadline_days;
+  CHECK(d["cheapest"]["wall_clock_days"].get<double>() <= n);
+  CHECK(d["fewest_gpus"]["wall_clock_days"].get<double>() <= n);
+  // The cheapest in time is the cheapest of all rows within n days, and no
+  // row in time uses fewer GPUs than fewest_gpus.
+  for (const auto& r : plan["ranked_screened"]) {
+    if (r["wall_clock_days"].get<double>() > n) continue;
+    CHECK(r["total_cost_usd"].get<double>() >= d["cheapest"]["total_cost_usd"].get<double>());
+    CHECK(r["layout"]["gpus"].get<int>() >= d["fewest_gpus"]["layout"]["gpus"].get<int>());
+  }
+  // A day more can only save (the cheapest within n + 1 days is at most as dear).
+  CHECK(d["usd_saved_by_one_more_day"].get<double>() >= 0);
+  // The front is fastest first with falling cost.
+  const auto& f = d["time_cost_front"];
+  for (std::size_t i = 1; i < f.size(); ++i) {
+    CHECK(f[i]["wall_clock_days"].get<double>() >= f[i - 1]["wall_clock_days"].get<double>());
+    CHECK(f[i]["total_cost_usd"].get<double>() < f[i - 1]["total_cost_usd"].get<double>());
+  }
+  // A deadline nothing meets says so and names the fastest.
+  o.deadline_days = fastest / 2;
+  const auto none = app::run_plan(mini(), o, nullptr);
+  CHECK(none["deadline"]["met"] == false);
+  CHECK(none["deadline"]["fastest"]["wall_clock_days"].get<double>() == doctest::Approx(fastest));
 }
 
 TEST_CASE("plan: options") {
@@ -152,9 +247,9 @@ TEST_CASE("plan: screened step times are within 3% of exact runs on the mini MoE
   const auto space = app::enumerate_plan(app::parse_scenario(base_json, "mini.json"), options(2));
   int checked = 0;
   for (std::size_t j = 0; j < space.jobs.size() && checked < 6; j += space.jobs.size() / 6 + 1) {
-    const auto s = app::evaluate_job(space, static_cast<int>(j), false);
+    const auto s = app::evaluate_job(space, static_cast<int>(j), app::EvalLevel::Screen);
     if (s.exact) continue;
-    const auto e = app::evaluate_job(space, static_cast<int>(j), true);
+    const auto e = app::evaluate_job(space, static_cast<int>(j), app::EvalLevel::Exact);
     CHECK(s.step_time_s == doctest::Approx(e.step_time_s).epsilon(0.03));
     ++checked;
   }

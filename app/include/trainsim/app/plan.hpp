@@ -12,15 +12,22 @@
 //    the JSON path and the expected-value text with numbers blanked.
 //    Survivors are checked against an estimate of the memory per GPU
 //    (balanced stages, the schedule's activation peak) before any timing.
-// 2. Screen (plan_eval.cpp): ZeRO stages 1, 2 and 3 time alike in the model
+// 2. Estimate (plan_eval.cpp): ZeRO stages 1 and 2 time alike in the model
 //    (they differ in memory only), so they share one simulation ("job").
-//    Each job is simulated at m1 micro-batches (the fewest the schedule
-//    accepts with its warm-up filled) and extrapolated to the real count with
-//    the steady-state period of its busiest rank measured in that same run.
-// 3. Rank and confirm: jobs are ranked by the screened objective; the best K
-//    and the scenario's own layout are simulated exactly (the real
-//    micro-batch count). Every row says whether its figures are screened or
-//    exact.
+//    Every job is estimated: its stage partition searched and the pipeline
+//    schedule executed with simulated chunk times, every rank's gradient
+//    sync alone on the fabric (model::StepInputs::estimate_only; no cluster
+//    execution, so no contention between GPUs).
+// 3. Screen: the best fraction of each cluster size's feasible jobs by the
+//    estimated objective (and the scenario's own layout) run the cluster
+//    execution at m1 micro-batches (the fewest the schedule accepts with its
+//    warm-up filled), extrapolated to the real count with the steady-state
+//    period of the busiest rank measured in that same run.
+// 4. Rank and confirm: screened jobs are ranked by the screened objective;
+//    the best K and the scenario's own layout are simulated exactly (the
+//    real micro-batch count). Every row says whether its figures are
+//    estimated, screened or exact, and the plan reports how far estimates
+//    were from the screened figures where both exist.
 //
 // Determinism: jobs have fixed indices from the enumeration; threads, shards
 // and MPI ranks only decide who computes a job, never its result or place.
@@ -54,17 +61,28 @@ struct PlanOptions {
   int shard = 0, shards = 1;    // --shard i/N
   int threads = 0;              // 0: all hardware threads
   bool progress = false;        // draw a progress line (on a terminal)
+  // The share of each cluster size's feasible jobs (best by estimate) that
+  // the cluster execution screens; at least `top` of them.
+  double screen_fraction = 0.25;
+  // --gpu-types: GPU presets to compare, each with its price per GPU-hour
+  // (negative: the scenario's price). Empty: the scenario's GPU only.
+  std::vector<std::pair<std::string, double>> gpu_types;
+  double deadline_days = 0;  // --days: > 0 asks which layout finishes in time, and what a day is worth
 };
 
 // "2048" or "1024:4096" (doubling from A, B included); multiples of
 // `gpus_per_node`. Throws InputError naming --gpus.
 void parse_gpu_option(const std::string& text, int gpus_per_node, PlanOptions& opt);
+// "H800,H100=2.5,B200=4.1": GPU presets (data/gpus) with optional prices in
+// dollars per GPU-hour. Throws InputError naming --gpu-types.
+void parse_gpu_types_option(const std::string& text, PlanOptions& opt);
 // "i/N" with 0 <= i < N. Throws InputError naming --shard.
 void parse_shard_option(const std::string& text, PlanOptions& opt);
 PlanObjective parse_objective(const std::string& text);
 
 // One point of the search; zero_stage 1 stands for 1, 2 and 3 in a job.
 struct PlanLayout {
+  std::string gpu;  // GPU preset name (the scenario's GPU unless --gpu-types)
   int gpus = 0, tp = 1, pp = 1, ep = 1, dp = 1, zero_stage = 1, micro_batch_size = 1, virtual_stages = 1;
   model::ScheduleKind schedule = model::ScheduleKind::OneFOneB;
   model::Recompute recompute = model::Recompute::Selective;
@@ -103,9 +121,14 @@ PlanSpace enumerate_plan(const Scenario& base, const PlanOptions& opt);
 // activation chunks at balanced stage size, plus the largest transient.
 double estimated_memory_gib(const Scenario& s);
 
-// What a simulation says about a job.
+// How a job is timed: the pipeline estimate, the cluster execution at few
+// micro-batches extrapolated, or the cluster execution at the real count.
+enum class EvalLevel { Estimate, Screen, Exact };
+
+// What a simulation says about a job. job -1: not evaluated at this level.
 struct JobResult {
   int job = -1;
+  bool estimated = false;  // the pipeline estimate (EvalLevel::Estimate)
   bool exact = false;
   int simulated_microbatches = 0;  // m1 when screened
   double step_time_s = 0;
@@ -118,19 +141,31 @@ JobResult job_result_from_json(const nlohmann::json& j);
 // The micro-batch counts of the screening run (m1 <= m): the smallest count
 // the schedule accepts that fills its warm-up. Returns m when m is small.
 int screening_microbatches(const PlanLayout& l, std::int64_t microbatches);
-JobResult evaluate_job(const PlanSpace& space, int job, bool exact);
+JobResult evaluate_job(const PlanSpace& space, int job, EvalLevel level);
 // Evaluates `jobs` on `threads` threads; results in the order of `jobs`.
-std::vector<JobResult> evaluate_jobs(const PlanSpace& space, const std::vector<int>& jobs, bool exact, int threads,
-                                     Progress* progress);
+std::vector<JobResult> evaluate_jobs(const PlanSpace& space, const std::vector<int>& jobs, EvalLevel level,
+                                     int threads, Progress* progress);
+// `results` (in the order of `jobs`) placed at their job indices in a vector
+// of every job; the others keep job = -1.
+std::vector<JobResult> by_job(const PlanSpace& space, const std::vector<JobResult>& results);
+
+// The jobs the cluster execution screens, given every job's estimate (by job
+// index): per GPU count, the best `screen_fraction` of the feasible ones by
+// the estimated objective (at least `top`), and the reference. Sorted.
+std::vector<int> screen_jobs(const PlanOptions& opt, const PlanSpace& space, const std::vector<JobResult>& estimated);
 
 // The jobs of shard i of N: j % N == i.
 std::vector<int> shard_jobs(const PlanSpace& space, int shard, int shards);
+// The same slice of a list of jobs: its k-th entries with k % N == i.
+std::vector<int> shard_slice(const std::vector<int>& jobs, int shard, int shards);
 
-// The plan: ranked rows, families, Pareto front, reference layout. `exact`
-// gives an exact result for a job (simulating or looking up).
+// The plan: ranked rows, families, Pareto front, reference layout.
+// `estimated` and `screened` are indexed by job (job -1: not evaluated);
+// `exact` gives an exact result for a job (simulating or looking up).
 using ExactSource = std::function<std::vector<JobResult>(const std::vector<int>& jobs)>;
 nlohmann::json finalize_plan(const Scenario& base, const PlanOptions& opt, const PlanSpace& space,
-                             const std::vector<JobResult>& screened, const ExactSource& exact);
+                             const std::vector<JobResult>& estimated, const std::vector<JobResult>& screened,
+                             const ExactSource& exact);
 
 // The jobs a shard must also run exactly so that a merge needs no
 // simulation: its own best K by the screened objective, and the reference.

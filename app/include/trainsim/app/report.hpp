@@ -30,6 +30,7 @@ struct SimulateOptions {
   FidelityChoice fidelity = FidelityChoice::Auto;
   bool record = false;  // keep kernels and transfers for chrome_trace
   bool progress = false;  // a progress line on stderr while simulating (terminals only)
+  bool estimate_only = false;  // model::StepInputs::estimate_only (the planner's first screen)
 };
 
 // What in the scenario makes replicas of a rank differ (stragglers, skewed

@@ -56,6 +56,12 @@ struct StepInputs {
   // Called during the cluster execution with the fraction of the estimated
   // step simulated so far (may exceed 1 near the end); empty: none.
   std::function<void(double)> progress;
+  // Stop after the stage-partition search: the step is the chosen
+  // partition's estimate (the pipeline schedule executed with simulated
+  // chunk times, one pipeline-transfer delay, every rank's gradient sync
+  // alone on the fabric; no cluster execution, so no contention between
+  // GPUs). Memory is read from that execution. The planner's first screen.
+  bool estimate_only = false;
 };
 
 struct StageCost {
