@@ -154,6 +154,10 @@ TEST_CASE("plan: every job is estimated; the best share per cluster size and the
   CHECK(plan["funnel"]["jobs_estimated"] == space.jobs.size());
   CHECK(plan["funnel"]["jobs_screened"] == screen.size());
   CHECK(plan["ranked_estimated"].size() == feasible);
+  // A screened figure is never below the job's estimate (it is raised to
+  // it: the estimate leaves out contention, docs/PLANNING.md).
+  for (const auto& r : plan["ranked_screened"])
+    if (r["figures"] == "screened") CHECK(r["step_time_s"].get<double>() >= r["estimated_step_time_s"].get<double>());
 }
 
 TEST_CASE("plan: GPU types are searched side by side at their own prices, the best of each is run exactly") {
@@ -205,6 +209,12 @@ TEST_CASE("plan: a deadline picks the fewest GPUs and the cheapest layout in tim
   }
   // A day more can only save (the cheapest within n + 1 days is at most as dear).
   CHECK(d["usd_saved_by_one_more_day"].get<double>() >= 0);
+  // The next saving is the first cheaper layout on the front, slower than the cheapest in time.
+  if (d.contains("next_saving")) {
+    CHECK(d["next_saving"]["extra_days"].get<double>() > 0);
+    CHECK(d["next_saving"]["usd_saved_per_day"].get<double>() ==
+          doctest::Approx(d["next_saving"]["usd_saved"].get<double>() / d["next_saving"]["extra_days"].get<double>()));
+  }
   // The front is fastest first with falling cost.
   const auto& f = d["time_cost_front"];
   for (std::size_t i = 1; i < f.size(); ++i) {
@@ -256,3 +266,4 @@ TEST_CASE("plan: screened step times are within 3% of exact runs on the mini MoE
   CHECK(checked > 0);
 }
 }
+

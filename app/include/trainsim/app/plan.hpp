@@ -132,6 +132,9 @@ struct JobResult {
   bool exact = false;
   int simulated_microbatches = 0;  // m1 when screened
   double step_time_s = 0;
+  // Screened and exact runs: the cluster execution's step at the simulated
+  // micro-batch count, and the pipeline estimate at that same count.
+  double run_s = 0, run_estimate_s = 0;
   std::map<int, double> peak_gib;   // per ZeRO stage of the job
   nlohmann::json detail;            // exact runs: breakdown and memory parts
 };
@@ -150,7 +153,7 @@ std::vector<JobResult> evaluate_jobs(const PlanSpace& space, const std::vector<i
 std::vector<JobResult> by_job(const PlanSpace& space, const std::vector<JobResult>& results);
 
 // The jobs the cluster execution screens, given every job's estimate (by job
-// index): per GPU count, the best `screen_fraction` of the feasible ones by
+// index): per cluster option (GPU type, GPU count), the best `screen_fraction` of the feasible ones by
 // the estimated objective (at least `top`), and the reference. Sorted.
 std::vector<int> screen_jobs(const PlanOptions& opt, const PlanSpace& space, const std::vector<JobResult>& estimated);
 
@@ -168,9 +171,11 @@ nlohmann::json finalize_plan(const Scenario& base, const PlanOptions& opt, const
                              const ExactSource& exact);
 
 // The jobs a shard must also run exactly so that a merge needs no
-// simulation: its own best K by the screened objective, and the reference.
-std::vector<int> shard_exact_jobs(const Scenario& base, const PlanOptions& opt, const PlanSpace& space,
-                                  const std::vector<JobResult>& screened);
+// simulation: its own best K and best per cluster option by the screened
+// objective (as finalize_plan ranks: raised to the estimate), and the
+// reference. Both vectors by job index.
+std::vector<int> shard_exact_jobs(const PlanOptions& opt, const PlanSpace& space,
+                                  const std::vector<JobResult>& estimated, const std::vector<JobResult>& screened);
 
 // Whole runs. `run_plan` does everything on this process (threads); a shard
 // run returns a part instead; `merge_plan_parts` turns parts into the plan.
