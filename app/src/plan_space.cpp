@@ -10,6 +10,7 @@
 // it was from the simulated peak on DeepSeek-V3, and every timed layout is
 // checked again against its simulated memory.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
@@ -75,7 +76,10 @@ void parse_gpu_types_option(const std::string& text, PlanOptions& opt) {
     const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     const auto eq = item.find('=');
     const std::string name = item.substr(0, eq);
-    (void)hw::gpu_preset(name, "--gpu-types", "");  // an unknown name is an input error naming the presets
+    const auto names = hw::gpu_preset_names();
+    if (std::find(names.begin(), names.end(), name) == names.end())
+      throw InputError("--gpu-types", "", "\"" + name + "\"",
+                       fmt::format("GPU preset names, one of: {}", fmt::join(names, ", ")));
     double price = -1;
     if (eq != std::string::npos) {
       const std::string p = item.substr(eq + 1);

@@ -172,6 +172,18 @@ TEST_CASE("CLI errors: command-line errors are one prefixed line with exit 2") {
   check_nothing_written(d, 0);
 }
 
+TEST_CASE("CLI errors: plan options are checked before any simulation, nothing written") {
+  const fs::path d = fresh_dir("plan");
+  const std::string pl = "plan " + kDefault + " --quiet --out p.json";
+  check_input_error(run(pl + " --gpu-types H900", d), "--gpu-types", "H900");
+  check_input_error(run(pl + " --gpu-types H100=abc", d), "--gpu-types", "H100=abc");
+  check_input_error(run(pl + " --gpu-types H100,H100", d), "--gpu-types", "H100,H100");
+  check_input_error(run(pl + " --days -3", d), "--days", "-3");
+  check_input_error(run(pl + " --screen 1.5", d), "--screen", "1.5");
+  check_input_error(run(pl + " --gpus 100", d), "--gpus", "100");
+  check_nothing_written(d, 0);
+}
+
 TEST_CASE("CLI errors: outputs are all or nothing") {
   const fs::path d = fresh_dir("outputs");
   const std::string sc = "simulate " + kDefault + " --quiet";
