@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <tuple>
 #include <stdexcept>
 
 #include "trainsim/hardware/topology.hpp"
@@ -285,12 +286,17 @@ struct Fabric {
     const std::vector<int> m = tp ? layout.tp_members(0) : layout.ep_members(0);
     return alone(kind, m, bytes);
   }
-  // A collective of group `m` alone on the fabric.
+  // A collective of group `m` alone on the fabric (memoised: the partition
+  // search asks for the same gradient syncs once per candidate).
   Time alone(CommKind kind, const std::vector<int>& m, double bytes) const {
+    auto key = std::make_tuple(static_cast<int>(kind), m, bytes);
+    const auto it = alone_memo.find(key);
+    if (it != alone_memo.end()) return it->second;
     const CollectiveTraffic t = traffic(kind, m, bytes, 0);
     const Bundle b = make_bundle(topo, t.transfers, t.sequential_steps, &capacity_Bps);
-    return b.latency + b.idle_time;
+    return alone_memo.emplace(std::move(key), b.latency + b.idle_time).first->second;
   }
+  mutable std::map<std::tuple<int, std::vector<int>, double>, Time> alone_memo;
   static bool is_tp(CommKind k) {
     return k == CommKind::TpAllReduce || k == CommKind::TpAllGather || k == CommKind::TpReduceScatter;
   }
@@ -456,7 +462,7 @@ Time estimate_step(const std::vector<int>& counts, const std::vector<LayerKind>&
     return Time::zero();
   };
   costs.p2p = [p2p](int, int, bool) { return p2p; };
-  const ExecResult ex = execute(sched, costs);
+  ExecResult ex = execute(sched, costs);
   const std::vector<Time> tail = tail_alone(in, sched, kinds, timer, fabric);
   Time step = Time::zero();
   for (int rk = 0; rk < sched.ranks; ++rk) {
@@ -466,20 +472,24 @@ Time estimate_step(const std::vector<int>& counts, const std::vector<LayerKind>&
         ready = max(ready, ex.timeline[static_cast<std::size_t>(q)].back().end);
     step = max(step, ready + tail[static_cast<std::size_t>(rk)]);
   }
-  if (exec_out) *exec_out = ex;
+  if (exec_out) *exec_out = std::move(ex);
   return step;
 }
 
-// Estimates every candidate and picks the smallest estimate (the first on a tie).
+// Estimates every candidate and picks the smallest estimate (the first on a
+// tie); `chosen_exec`, when given, receives the chosen one's execution.
 PartitionChoice finish_choice(PartitionChoice choice, const std::vector<LayerKind>& seq, const StepInputs& in,
                               const Schedule& sched, StageTimer& st, const hw::KernelTimer& timer,
-                              const Fabric& fabric, const std::vector<double>& sched_cost) {
+                              const Fabric& fabric, const std::vector<double>& sched_cost, ExecResult* chosen_exec) {
   const Time p2p = p2p_alone(fabric.topo, fabric.layout, activation_transfer_bytes(in));
   for (std::size_t i = 0; i < choice.candidates.size(); ++i) {
     auto& c = choice.candidates[i];
-    c.estimate = estimate_step(c.counts, seq, in, sched, st, timer, fabric, p2p);
-    if (c.estimate < choice.candidates[static_cast<std::size_t>(choice.chosen)].estimate)
+    ExecResult ex;
+    c.estimate = estimate_step(c.counts, seq, in, sched, st, timer, fabric, p2p, chosen_exec ? &ex : nullptr);
+    if (i == 0 || c.estimate < choice.candidates[static_cast<std::size_t>(choice.chosen)].estimate) {
       choice.chosen = static_cast<int>(i);
+      if (chosen_exec) *chosen_exec = std::move(ex);
+    }
   }
   choice.device_load_s =
       device_loads(sched_cost, choice.candidates[static_cast<std::size_t>(choice.chosen)].counts, sched);
@@ -488,7 +498,7 @@ PartitionChoice finish_choice(PartitionChoice choice, const std::vector<LayerKin
 
 PartitionChoice choose_partition(const std::vector<LayerKind>& seq, const std::vector<double>& op_cost,
                                  const StepInputs& in, const Schedule& sched, StageTimer& st,
-                                 const hw::KernelTimer& timer, const Fabric& fabric) {
+                                 const hw::KernelTimer& timer, const Fabric& fabric, ExecResult* chosen_exec) {
   const std::vector<double> sched_cost = scheduled_layer_cost(seq, sched, st);
   PartitionChoice choice;
   auto add = [&](std::string method, std::vector<int> counts) {
@@ -498,7 +508,7 @@ PartitionChoice choose_partition(const std::vector<LayerKind>& seq, const std::v
   };
   if (!in.plan->layers_per_stage.empty()) {
     add("given in the scenario", in.plan->layers_per_stage);
-    return finish_choice(choice, seq, in, sched, st, timer, fabric, sched_cost);
+    return finish_choice(choice, seq, in, sched, st, timer, fabric, sched_cost, chosen_exec);
   }
   const std::vector<int> by_ops = partition_layers(op_cost, sched.stages);
   const std::vector<int> by_chunk = partition_layers(sched_cost, sched.stages);
@@ -506,7 +516,7 @@ PartitionChoice choose_partition(const std::vector<LayerKind>& seq, const std::v
   add("stages balanced by chunk time as scheduled", by_chunk);
   add("devices balanced by chunk time, from the chunk-time stages", balance_devices(sched_cost, by_chunk, sched));
   add("devices balanced by chunk time, from the operation-time stages", balance_devices(sched_cost, by_ops, sched));
-  return finish_choice(choice, seq, in, sched, st, timer, fabric, sched_cost);
+  return finish_choice(choice, seq, in, sched, st, timer, fabric, sched_cost, chosen_exec);
 }
 
 void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& timer, const Fabric& fabric) {
@@ -583,15 +593,16 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
 // StepInputs::estimate_only: the chosen partition's estimate stands for the
 // step; its pipeline execution (chunk times simulated, one p2p delay, no
 // contention between GPUs) gives the timeline the memory is read from.
-void estimate_only(const StepInputs& in, StepResult& r, const std::vector<LayerKind>& seq, StageTimer& st,
-                   const hw::KernelTimer& timer, const Fabric& fabric) {
+// `exec` is the chosen partition's execution from the search.
+void estimate_only(const StepInputs& in, StepResult& r, ExecResult exec, const hw::KernelTimer& timer,
+                   const Fabric& fabric) {
   const int copies = stage_copies(r.schedule);
   r.dp_group_dense = in.plan->dp * copies;
   r.dp_group_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * copies;
   r.activation_bytes = activation_transfer_bytes(in);
   const Time p2p = p2p_alone(fabric.topo, fabric.layout, r.activation_bytes);
-  const auto& chosen = r.partition.candidates[static_cast<std::size_t>(r.partition.chosen)];
-  r.step_time = estimate_step(chosen.counts, seq, in, r.schedule, st, timer, fabric, p2p, &r.exec);
+  r.step_time = r.partition.candidates[static_cast<std::size_t>(r.partition.chosen)].estimate;
+  r.exec = std::move(exec);
   r.makespan = r.exec.makespan;
   r.fidelity = in.fidelity;
   r.tail = tail_work(r, *in.plan, timer);
@@ -744,7 +755,7 @@ StepResult simulate_step(const StepInputs& in) {
                           topo.vertex_kind(topo.link_head(li)) == hw::VertexKind::NvSwitch;
       if (!nvlink) capacity[l] *= std::exp(-in.link_sigma * counter_half_normal(in.link_seed, l));
     }
-  const Fabric fabric{topo, layout, traffic, std::move(capacity)};
+  const Fabric fabric{topo, layout, traffic, std::move(capacity), {}};
 
   // ---- per-layer timed ops, computed once per layer kind; communication
   // kernels timed on the fabric (alone), compute kernels by the profile ----
@@ -776,7 +787,9 @@ StepResult simulate_step(const StepInputs& in) {
     layer_cost.push_back(c);
   }
   StageTimer stage_timer(kind_ops, plan.tp_comm_overlap);
-  r.partition = choose_partition(seq, layer_cost, in, r.schedule, stage_timer, timer, fabric);
+  ExecResult chosen_exec;
+  r.partition = choose_partition(seq, layer_cost, in, r.schedule, stage_timer, timer, fabric,
+                                 in.estimate_only ? &chosen_exec : nullptr);
   const std::vector<int> counts = r.partition.candidates[static_cast<std::size_t>(r.partition.chosen)].counts;
 
   // ---- chunk programs and their durations per stage ----
@@ -788,7 +801,7 @@ StepResult simulate_step(const StepInputs& in) {
   build_stages(r, kind_ops, stage_timer, in, octx);
   pair_costs(r);
   if (in.estimate_only)
-    estimate_only(in, r, seq, stage_timer, timer, fabric);
+    estimate_only(in, r, std::move(chosen_exec), timer, fabric);
   else
     run_cluster(in, r, timer, fabric);
 
