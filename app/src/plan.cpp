@@ -76,6 +76,11 @@ Row make_row(const PlanSpace& space, const PlanOptions& opt, const JobResult& r)
 
 bool better(const Row& a, const Row& b) { return a.objective != b.objective ? a.objective < b.objective : a.job < b.job; }
 
+// Rows that fit in memory first, then better() (for tables of exact rows).
+bool fits_then_better(const Row& a, const Row& b) {
+  return (a.zero_stage >= 0) != (b.zero_stage >= 0) ? a.zero_stage >= 0 : better(a, b);
+}
+
 // Feasible rows, best first (results with job -1 are skipped).
 std::vector<Row> ranked_rows(const PlanSpace& space, const PlanOptions& opt, const std::vector<JobResult>& results) {
   std::vector<Row> rows;
@@ -382,21 +387,12 @@ nlohmann::json funnel_json(const PlanOptions& opt, const std::vector<JobResult>&
     ++n_scr;
     if (estimated[j].job >= 0) pairs.emplace_back(estimated[j].step_time_s, screened[j].step_time_s);
   }
-  double worst = 0, sum = 0;
-  for (const auto& [e, sc] : pairs) {
-    const double err = (e - sc) / sc;
-    sum += std::abs(err);
-    if (std::abs(err) > std::abs(worst)) worst = err;
-  }
   return {{"jobs_estimated", n_est},
           {"jobs_screened", n_scr},
           {"screen_fraction", opt.screen_fraction},
           {"estimate_vs_screened",
-           {{"rows", pairs.size()},
-            {"mean_abs_relative_error", pairs.empty() ? 0.0 : sum / static_cast<double>(pairs.size())},
-            {"worst_relative_error", worst},
-            {"note", "(estimated - screened) / screened step time over the screened jobs; the estimate leaves out "
-                     "contention between GPUs"}}}};
+           relative_error(pairs, "(estimated - screened) / screened step time over the screened jobs; the estimate "
+                                 "leaves out contention between GPUs")}};
 }
 
 // Rows with the job's estimated step time attached.
@@ -509,9 +505,7 @@ nlohmann::json finalize_plan(const Scenario& base, const PlanOptions& opt, const
   }
   for (int j : best_k) top.push_back(make_row(space, opt, ex.at(j)));
   top = with_estimates(top, estimated);
-  std::sort(top.begin(), top.end(), [](const Row& a, const Row& b) {
-    return (a.zero_stage >= 0) != (b.zero_stage >= 0) ? a.zero_stage >= 0 : better(a, b);
-  });
+  std::sort(top.begin(), top.end(), fits_then_better);
 
   nlohmann::json plan;
   plan["scenario_name"] = base.name;
@@ -558,9 +552,7 @@ nlohmann::json finalize_plan(const Scenario& base, const PlanOptions& opt, const
       std::vector<Row> v;
       for (int j : c) v.push_back(make_row(space, opt, ex.at(j)));
       v = with_estimates(v, estimated);
-      std::sort(v.begin(), v.end(), [](const Row& a, const Row& b) {
-        return (a.zero_stage >= 0) != (b.zero_stage >= 0) ? a.zero_stage >= 0 : better(a, b);
-      });
+      std::sort(v.begin(), v.end(), fits_then_better);
       bc.push_back(row_json(space, v.front()));
     }
     plan["best_per_cluster"] = bc;

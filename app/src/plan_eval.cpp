@@ -129,9 +129,6 @@ JobResult evaluate_job(const PlanSpace& space, int job, EvalLevel level) {
   r.exact = m1 == m;
   r.simulated_microbatches = m1;
   r.step_time_s = sim.step.step_time.to_seconds() + static_cast<double>(m - m1) * steady_period_s(sim.step);
-  r.run_s = sim.step.step_time.to_seconds();
-  const auto& pc = sim.step.partition.candidates[static_cast<std::size_t>(sim.step.partition.chosen)];
-  r.run_estimate_s = pc.estimate.to_seconds();
   const bool gpipe = pj.layout.schedule == model::ScheduleKind::GPipe;
   const double scale = gpipe ? static_cast<double>(m) / m1 : 1.0;
   r.peak_gib = memory_by_zero(sim.step, pj.layout.zero_stage, pj.zero_stages, scale);

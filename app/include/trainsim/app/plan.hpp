@@ -132,9 +132,6 @@ struct JobResult {
   bool exact = false;
   int simulated_microbatches = 0;  // m1 when screened
   double step_time_s = 0;
-  // Screened and exact runs: the cluster execution's step at the simulated
-  // micro-batch count, and the pipeline estimate at that same count.
-  double run_s = 0, run_estimate_s = 0;
   std::map<int, double> peak_gib;   // per ZeRO stage of the job
   nlohmann::json detail;            // exact runs: breakdown and memory parts
 };
