@@ -139,8 +139,8 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
   }
   const auto gemm_fit = detail::fit_relative_checked<3>(
       gx, gt, {"t0_s", "alpha_s", "beta_s"},
-      {detail::Prior{0.0, "a CPU function call has no launch time"},
-       detail::Prior{0.0, "no per-tile fixed cost: it is folded into beta"}, std::nullopt});
+      {detail::Prior{0.0, "a CPU function call has no launch time", true},
+       detail::Prior{0.0, "no per-tile fixed cost: it is folded into beta", true}, std::nullopt});
   const Eigen::Vector3d cg = gemm_fit.c;
   double g_sum = 0, g_max = 0;
   for (std::size_t i = 0; i < gt.size(); ++i) {
@@ -189,7 +189,7 @@ nlohmann::json calibrate_cpu(const CpuCalibrationOptions& opt) {
     measured();
   }
   const std::array<std::optional<detail::Prior>, 2> no_fixed_time{
-      detail::Prior{0.0, "no fixed time: a CPU function call has no launch time"}, std::nullopt};
+      detail::Prior{0.0, "no fixed time: a CPU function call has no launch time", true}, std::nullopt};
   const auto fwd_fit = detail::fit_relative_checked<2>(fx, ft, {"t0_s", "s_per_flop"}, no_fixed_time);
   const auto bwd_fit = detail::fit_relative_checked<2>(bx, bt, {"t0_s", "s_per_flop"}, no_fixed_time);
   const Eigen::Vector2d cf = fwd_fit.c, cb = bwd_fit.c;

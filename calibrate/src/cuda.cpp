@@ -44,6 +44,10 @@ struct WaveFit {
   std::size_t points = 0;
 };
 
+// A kernel's fixed time is at least 0 (fit.hpp, "Physical floors").
+const std::array<std::optional<detail::Prior>, 2> kFixedTimeFloor{
+    detail::Prior{0.0, "a kernel's fixed time is not negative", true}, std::nullopt};
+
 WaveFit fit_waves(const std::vector<Point>& pts, int sms, const detail::Tiling& tiling) {
   WaveFit f;
   if (pts.size() < 3) return f;
@@ -53,7 +57,12 @@ WaveFit fit_waves(const std::vector<Point>& pts, int sms, const detail::Tiling& 
     x.push_back(detail::wave_features(p.m, p.n, p.k, p.groups, sms, tiling));
     t.push_back(p.seconds);
   }
-  const auto fit = detail::fit_relative_checked<3>(x, t, {"t0_s", "alpha_s", "beta_s"});
+  // Durations cannot be negative: noisy timings that pull the intercept or
+  // the per-wave time below zero fix it there (fit.hpp, "Physical floors").
+  const auto fit = detail::fit_relative_checked<3>(
+      x, t, {"t0_s", "alpha_s", "beta_s"},
+      {detail::Prior{0.0, "a kernel's fixed time is not negative", true},
+       detail::Prior{0.0, "a wave's fixed time is not negative", true}, std::nullopt});
   f.c = fit.c;
   f.check = fit.check;
   f.points = pts.size();
@@ -305,7 +314,7 @@ nlohmann::json calibrate_cuda(const CudaCalibrationOptions& opt) {
     mem_points.push_back({{"bytes", r.bytes}, {"measured_us", r.seconds * 1e6}, {"GBps", r.bandwidth_Bps / 1e9}});
   }
   if (mt.size() < 2) throw std::runtime_error("calibrate_cuda: the stream triad did not run: " + mem_points.dump());
-  const auto mem_fit = detail::fit_relative_checked<2>(mx, mt, {"t0_s", "s_per_byte"});
+  const auto mem_fit = detail::fit_relative_checked<2>(mx, mt, {"t0_s", "s_per_byte"}, kFixedTimeFloor);
   const Eigen::Vector2d cm = mem_fit.c;
   const double bandwidth = cm(1) > 0 ? 1.0 / cm(1) : mx.back()(1) / mt.back();
   for (std::size_t i = 0, j = 0; i < mem_points.size(); ++i) {
@@ -442,8 +451,8 @@ nlohmann::json calibrate_cuda(const CudaCalibrationOptions& opt) {
                      {"backward_us", r.backward_seconds * 1e6}});
     }
     if (ft.size() == seqs.size()) {
-      const auto fwd_fit = detail::fit_relative_checked<2>(fx, ft, {"t0_s", "s_per_flop"});
-      const auto bwd_fit = detail::fit_relative_checked<2>(bx, bt, {"t0_s", "s_per_flop"});
+      const auto fwd_fit = detail::fit_relative_checked<2>(fx, ft, {"t0_s", "s_per_flop"}, kFixedTimeFloor);
+      const auto bwd_fit = detail::fit_relative_checked<2>(bx, bt, {"t0_s", "s_per_flop"}, kFixedTimeFloor);
       const Eigen::Vector2d cf = fwd_fit.c, cb = bwd_fit.c;
       fit_checks.emplace_back("attention forward", fwd_fit.check);
       fit_checks.emplace_back("attention backward", bwd_fit.check);

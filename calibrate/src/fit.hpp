@@ -65,6 +65,15 @@ Eigen::Matrix<double, N, 1> fit_relative(const std::vector<Eigen::Matrix<double,
 // number, the undetermined parameters and which priors were used, and the
 // caller turns that into a warning. A full-rank fit is solved exactly as
 // before (column-pivoting QR), so its coefficients do not change.
+//
+// Physical floors. A prior marked `floor` is also the parameter's least
+// physical value (a duration cannot be negative). Noisy timings can pull a
+// least-squares intercept below it (seen: a CPU GEMM fit under a sanitizer
+// and a loaded machine gave t0 = -1.2 ms); such a parameter is fixed at its
+// floor and the rest refitted, one parameter at a time in parameter order,
+// until none is below (an active-set step of bounded least squares). The fit
+// block lists them under "below_floor" with the value the free fit gave, and
+// the warning says so.
 
 // 1e-9: far above double rounding (1e-16) of exactly dependent columns, far
 // below the smallest singular value of any fit of distinct shapes seen here
@@ -78,6 +87,7 @@ inline constexpr double kWarnCondition = 1e4;
 struct Prior {
   double value = 0;
   std::string why;
+  bool floor = false;  // the value is also the least physical one (see "Physical floors")
 };
 
 struct FitCheck {
@@ -87,12 +97,25 @@ struct FitCheck {
   std::vector<std::string> undetermined;  // parameters the data cannot determine
   std::vector<std::pair<std::string, Prior>> priors;  // the undetermined parameters fixed to a prior
   bool resolved = true;  // false when some undetermined parameter had no prior to fix it
+  struct Floored {
+    std::string name;
+    double free_fit = 0;  // the value the fit gave before the floor held it
+    Prior floor;
+  };
+  std::vector<Floored> below_floor;  // parameters a free fit put below their floor
   bool poorly_conditioned() const { return condition > kWarnCondition; }
   // The "rank" part of a profile's fit block.
   nlohmann::json to_json() const {
-    return {{"parameters", parameters}, {"rank", rank},
-            {"condition_number", std::isfinite(condition) ? nlohmann::json(condition) : nlohmann::json(nullptr)},
-            {"undetermined", undetermined}, {"fixed_to_prior", priors_json()}};
+    nlohmann::json j = {{"parameters", parameters}, {"rank", rank},
+                        {"condition_number", std::isfinite(condition) ? nlohmann::json(condition) : nlohmann::json(nullptr)},
+                        {"undetermined", undetermined}, {"fixed_to_prior", priors_json()}};
+    // Only when it happened, so profiles of sound fits keep their bytes.
+    if (!below_floor.empty()) {
+      j["below_floor"] = nlohmann::json::object();
+      for (const auto& b : below_floor)
+        j["below_floor"][b.name] = {{"free_fit", b.free_fit}, {"fixed_at", b.floor.value}, {"why", b.floor.why}};
+    }
+    return j;
   }
   nlohmann::json priors_json() const {
     nlohmann::json j = nlohmann::json::object();
@@ -101,6 +124,7 @@ struct FitCheck {
   }
   // One line for stderr, empty when the fit is sound.
   std::string warning(const std::string& what) const;
+  std::string rank_warning(const std::string& what) const;  // the rank and conditioning part
 };
 
 template <int N>
@@ -138,6 +162,73 @@ inline std::vector<int> null_columns(const Eigen::MatrixXd& a) {
   return out;
 }
 
+// The columns of `a` at `cols`.
+inline Eigen::MatrixXd columns(const Eigen::MatrixXd& a, const std::vector<int>& cols) {
+  Eigen::MatrixXd sub(a.rows(), static_cast<Eigen::Index>(cols.size()));
+  for (std::size_t k = 0; k < cols.size(); ++k) sub.col(static_cast<Eigen::Index>(k)) = a.col(cols[k]);
+  return sub;
+}
+
+// 0..n-1 without `fixed`.
+inline std::vector<int> free_columns(int n, const std::vector<int>& fixed) {
+  std::vector<int> free;
+  for (int k = 0; k < n; ++k)
+    if (std::find(fixed.begin(), fixed.end(), k) == fixed.end()) free.push_back(k);
+  return free;
+}
+
+// The undetermined columns (`null`) fixed to their priors, in order, until the
+// rest is full rank.
+template <int N>
+std::vector<int> columns_to_fix(const Eigen::MatrixXd& a, const std::vector<int>& null,
+                                const std::array<std::optional<Prior>, N>& priors) {
+  std::vector<int> fixed;
+  for (int j : null) {
+    if (!priors[static_cast<std::size_t>(j)]) continue;
+    fixed.push_back(j);
+    if (null_columns(columns(a, free_columns(N, fixed))).empty()) break;
+  }
+  return fixed;
+}
+
+// c with the `fixed` parameters at their priors and the rest the
+// minimum-norm least-squares fit of what remains.
+template <int N>
+Eigen::Matrix<double, N, 1> solve_with_fixed(const Eigen::MatrixXd& a, const std::vector<int>& fixed,
+                                             const std::array<std::optional<Prior>, N>& priors) {
+  Eigen::Matrix<double, N, 1> c;
+  Eigen::VectorXd y = Eigen::VectorXd::Ones(a.rows());
+  for (int j : fixed) {
+    c(j) = priors[static_cast<std::size_t>(j)]->value;
+    y -= a.col(j) * c(j);
+  }
+  const std::vector<int> free = free_columns(N, fixed);
+  const Eigen::VectorXd cs = columns(a, free).completeOrthogonalDecomposition().solve(y);
+  for (std::size_t k = 0; k < free.size(); ++k) c(free[k]) = cs(static_cast<Eigen::Index>(k));
+  return c;
+}
+
+// Physical floors (see above): the first free parameter below its floor is
+// fixed there and the rest refitted, until none is below.
+template <int N>
+void apply_floors(const Eigen::MatrixXd& a, std::vector<int>& fixed, const std::array<const char*, N>& names,
+                  const std::array<std::optional<Prior>, N>& priors, CheckedFit<N>& f) {
+  for (;;) {
+    int below = -1;
+    for (int j : free_columns(N, fixed)) {
+      const auto& p = priors[static_cast<std::size_t>(j)];
+      if (p && p->floor && f.c(j) < p->value) {
+        below = j;
+        break;
+      }
+    }
+    if (below < 0) return;
+    f.check.below_floor.push_back({names[static_cast<std::size_t>(below)], f.c(below), *priors[static_cast<std::size_t>(below)]});
+    fixed.push_back(below);
+    f.c = solve_with_fixed<N>(a, fixed, priors);
+  }
+}
+
 // Weighted least squares minimising relative error, checked as described above.
 // names[j] is parameter j's key in the profile; priors[j] its fallback, if any.
 template <int N>
@@ -155,43 +246,32 @@ CheckedFit<N> fit_relative_checked(const std::vector<Eigen::Matrix<double, N, 1>
   f.check.condition = sv.size() < N ? INFINITY : sv(0) / sv(sv.size() - 1);  // inf: exactly singular
   const std::vector<int> null = null_columns(a);
   for (int j : null) f.check.undetermined.push_back(names[static_cast<std::size_t>(j)]);
+  std::vector<int> fixed;
   if (null.empty()) {
     f.c = a.colPivHouseholderQr().solve(Eigen::VectorXd::Ones(rows));
-    return f;
+  } else {
+    fixed = columns_to_fix<N>(a, null, priors);
+    for (int j : fixed) f.check.priors.emplace_back(names[static_cast<std::size_t>(j)], *priors[static_cast<std::size_t>(j)]);
+    f.check.resolved = null_columns(columns(a, free_columns(N, fixed))).empty();
+    // Parameters still undetermined (no prior) get the smallest coefficients that fit.
+    f.c = solve_with_fixed<N>(a, fixed, priors);
   }
-  // Fix undetermined parameters with priors, one at a time, until the rest is full rank.
-  std::vector<int> fixed, free;
-  for (int j : null) {
-    if (!priors[static_cast<std::size_t>(j)]) continue;
-    fixed.push_back(j);
-    free.clear();
-    for (int k = 0; k < N; ++k)
-      if (std::find(fixed.begin(), fixed.end(), k) == fixed.end()) free.push_back(k);
-    Eigen::MatrixXd sub(rows, static_cast<Eigen::Index>(free.size()));
-    for (std::size_t k = 0; k < free.size(); ++k) sub.col(static_cast<Eigen::Index>(k)) = a.col(free[k]);
-    if (null_columns(sub).empty()) break;
-  }
-  Eigen::VectorXd y = Eigen::VectorXd::Ones(rows);
-  for (int j : fixed) {
-    const Prior& p = *priors[static_cast<std::size_t>(j)];
-    f.c(j) = p.value;
-    y -= a.col(j) * p.value;
-    f.check.priors.emplace_back(names[static_cast<std::size_t>(j)], p);
-  }
-  free.clear();
-  for (int k = 0; k < N; ++k)
-    if (std::find(fixed.begin(), fixed.end(), k) == fixed.end()) free.push_back(k);
-  Eigen::MatrixXd sub(rows, static_cast<Eigen::Index>(free.size()));
-  for (std::size_t k = 0; k < free.size(); ++k) sub.col(static_cast<Eigen::Index>(k)) = a.col(free[k]);
-  f.check.resolved = null_columns(sub).empty();
-  // Minimum-norm least squares: parameters still undetermined (no prior) get
-  // the smallest coefficients that fit.
-  const Eigen::VectorXd cs = sub.completeOrthogonalDecomposition().solve(y);
-  for (std::size_t k = 0; k < free.size(); ++k) f.c(free[k]) = cs(static_cast<Eigen::Index>(k));
+  apply_floors<N>(a, fixed, names, priors, f);
   return f;
 }
 
 inline std::string FitCheck::warning(const std::string& what) const {
+  std::string w = rank_warning(what);
+  if (below_floor.empty()) return w;
+  w += (w.empty() ? what + ": " : "; ");
+  w += "below the physical floor, fixed there and the rest refitted:";
+  for (const auto& b : below_floor)
+    w += " " + b.name + " = " + nlohmann::json(b.free_fit).dump() + " -> " + nlohmann::json(b.floor.value).dump() +
+         " (" + b.floor.why + ")";
+  return w;
+}
+
+inline std::string FitCheck::rank_warning(const std::string& what) const {
   std::string w;
   if (!undetermined.empty()) {
     w = what + ": the data cannot determine ";

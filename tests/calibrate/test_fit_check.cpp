@@ -99,6 +99,44 @@ TEST_CASE("fewer points than parameters: the extra parameters are undetermined")
   CHECK_FALSE(f.check.warning("fit").empty());
 }
 
+TEST_CASE("a free fit below a physical floor is held there and the rest refitted") {
+  // Exact points of t = -1 + 2 k (k = 1, 2, 3: t = 1, 3, 5). The free fit
+  // recovers t0 = -1, slope 2; a duration cannot be negative, so with t0's
+  // floor at 0 the fit is t = s k with s minimising sum (s k_i / t_i - 1)^2:
+  // s = sum(k/t) / sum((k/t)^2) = (1 + 2/3 + 3/5) / (1 + 4/9 + 9/25)
+  //   = 2.266667 / 1.804444 = 1.256158.
+  std::vector<Eigen::Vector2d> x{{1, 1}, {1, 2}, {1, 3}};
+  const std::vector<double> t{1, 3, 5};
+  const std::array<const char*, 2> names{"t0_s", "s_per_k"};
+  SUBCASE("without a floor: the free fit") {
+    const auto f = fit_relative_checked<2>(x, t, names, {Prior{0.0, "no fixed time"}, std::nullopt});
+    CHECK(f.c(0) == doctest::Approx(-1.0).epsilon(1e-12));
+    CHECK(f.check.below_floor.empty());
+    CHECK(f.check.warning("fit").empty());
+    CHECK_FALSE(f.check.to_json().contains("below_floor"));
+  }
+  SUBCASE("with the floor") {
+    const auto f = fit_relative_checked<2>(x, t, names, {Prior{0.0, "no fixed time", true}, std::nullopt});
+    CHECK(f.c(0) == 0.0);
+    CHECK(f.c(1) == doctest::Approx((1 + 2.0 / 3 + 3.0 / 5) / (1 + 4.0 / 9 + 9.0 / 25)).epsilon(1e-12));
+    REQUIRE(f.check.below_floor.size() == 1);
+    CHECK(f.check.below_floor[0].name == "t0_s");
+    CHECK(f.check.below_floor[0].free_fit == doctest::Approx(-1.0).epsilon(1e-12));
+    CHECK(f.check.rank == 2);  // the data determined t0; the floor, not the rank, fixed it
+    CHECK(f.check.priors.empty());
+    const std::string w = f.check.warning("gemm");
+    CHECK(w.find("gemm: below the physical floor") == 0);
+    CHECK(w.find("t0_s = -1") != std::string::npos);
+    CHECK(f.check.to_json()["below_floor"]["t0_s"]["fixed_at"] == 0.0);
+  }
+  SUBCASE("a floor the fit respects changes nothing") {
+    const std::vector<double> t_up{3, 5, 7};  // t = 1 + 2 k
+    const auto f = fit_relative_checked<2>(x, t_up, names, {Prior{0.0, "no fixed time", true}, std::nullopt});
+    CHECK(f.c(0) == doctest::Approx(1.0).epsilon(1e-12));
+    CHECK(f.check.below_floor.empty());
+  }
+}
+
 TEST_CASE("the published H800 tables: the forward fit is full rank, the weight-gradient fit is not") {
   const Json tables = parse_json_text(std::string(*embedded_file("calibration/h800-published-tables.json")),
                                       "h800-published-tables.json");
