@@ -130,11 +130,16 @@ PlanLayout layout_of(const Scenario& s) {
 
 namespace {
 
-// The fields a job shares (ZeRO 1..3 folded into 1), for ordering and lookup.
+// The ZeRO stage a job is timed with: stages 1 and 2 time alike (one
+// reduce-scatter and all-gather after the pipeline) and share a job; 0
+// all-reduces; 3 moves every layer during the chunks.
+int timed_zero(int zero_stage) { return zero_stage == 0 ? 0 : zero_stage >= 3 ? 3 : 1; }
+
+// The fields a job shares (ZeRO 1 and 2 folded into 1), for ordering and lookup.
 auto job_key(const PlanLayout& l) {
   return std::make_tuple(l.gpu, l.gpus, l.tp, l.pp, l.ep, static_cast<int>(l.schedule), l.virtual_stages,
                          l.micro_batch_size, static_cast<int>(l.recompute), l.comm_sms,
-                         static_cast<int>(l.precision), l.zero_stage == 0 ? 0 : 1);
+                         static_cast<int>(l.precision), timed_zero(l.zero_stage));
 }
 
 std::vector<int> divisors_up_to(int n, int cap) {
@@ -145,10 +150,9 @@ std::vector<int> divisors_up_to(int n, int cap) {
 }
 
 // The values each knob takes. Scenario values are always included.
-// ZeRO-3 is not searched: the step does not charge its per-micro-batch
-// parameter all-gathers (it is timed as ZeRO-2 with ZeRO-3's memory), so it
-// would look free (docs/PLANNING.md, Limitations); a scenario that asks for
-// it is still evaluated.
+// ZeRO-3 is not searched (docs/PLANNING.md, Limitations): its per-layer
+// gathers make it a job of its own for every layout, and it is refused with
+// DualPipe; a scenario that asks for it is still evaluated, timed as ZeRO-3.
 struct Axes {
   std::vector<hw::GpuSpec> gpu_types;  // with the price per GPU-hour in `price`
   std::vector<double> price;
@@ -401,7 +405,7 @@ struct Enumerator {
     auto it = job_of.find(job_key(l));
     if (it == job_of.end()) {
       PlanLayout rep = l;
-      rep.zero_stage = l.zero_stage == 0 ? 0 : 1;
+      rep.zero_stage = timed_zero(l.zero_stage);
       Scenario s = valid;
       s.plan.zero_stage = rep.zero_stage;
       s.plan.recompute = rep.recompute;

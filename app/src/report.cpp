@@ -338,12 +338,13 @@ nlohmann::json make_report(const Simulation& sim) {
   as.push_back("MoE dispatch/combine move as DeepEP's normal kernels do (one InfiniBand copy per target node to the same local rank, NVLink forwarding; FP8 dispatch, BF16 combine), timed as flows on the fabric at achievable link rates (data/network/efficiency.json); DeepEP's published bandwidths are validation data only.");
   as.push_back("A collective starts when every member has reached it and runs as one bundled flow on the fabric (max-min fair sharing with all other flows; no congestion-control dynamics, no per-transfer unfairness inside a bundle).");
   as.push_back("Within a chunk, kernels run as a chain; communication overlaps computation by pairing a forward and a backward chunk (DualPipe F&B, in one static order of collectives on every GPU) and, with tp_comm_overlap, tensor-parallel collectives with their GEMMs.");
-  as.push_back("Data-parallel gradient reduce-scatter (FP32) and parameter all-gather (BF16) run after each GPU's last pipeline op, as ring bundles over its data-parallel group, not overlapped with the backward.");
+  if (sc.plan.zero_stage >= 3)
+    as.push_back("ZeRO-3, as FSDP runs it with one layer per unit: every chunk all-gathers each layer's BF16 parameters before the layer (one layer of prefetch) and every backward reduce-scatters each layer's FP32 gradients after it, on a data-parallel stream beside the chunk's kernels, as ring bundles over the data-parallel group; the first layer of each chunk is gathered when its op starts (no prefetch across ops), and the SMs those collectives use are not charged.");
+  else
+    as.push_back("Data-parallel gradient reduce-scatter (FP32) and parameter all-gather (BF16) run after each GPU's last pipeline op, as ring bundles over its data-parallel group, not overlapped with the backward.");
   as.push_back("Pipeline transfers are flows on the same fabric as every collective.");
   as.push_back("Layers are split into contiguous stages: candidate partitions balance stages or devices (a device may hold several stages) by the time a layer takes as the schedule runs it; each is estimated by executing the pipeline schedule with its simulated chunk times plus the gradient sync, and the best is simulated (pipeline.partition lists them).");
   as.push_back("AdamW with FP32 master weights and BF16 moments; gradients FP32; weights BF16.");
-  if (sc.plan.zero_stage >= 3)
-    as.push_back("ZeRO-3 shards the weights in memory, but the step does not charge the parameter all-gathers it needs before each layer's forward and backward: the step time is ZeRO-2's, an underestimate.");
   as.push_back("Whole-run figures assume every step runs at the simulated speed: no failures, restarts, checkpoints, evaluation or batch-size warm-up.");
   if (sim.profile.gpu != sc.cluster.gpu.name)
     as.push_back(fmt::format("The calibration profile was measured on {}; it is transferred to {} by datasheet peak ratios, not measured.",

@@ -49,6 +49,10 @@ model::ParallelPlan parse_plan(JsonObject& p) {
   for (auto k : {model::ScheduleKind::GPipe, model::ScheduleKind::OneFOneB, model::ScheduleKind::Interleaved,
                  model::ScheduleKind::ZB1P, model::ScheduleKind::DualPipe, model::ScheduleKind::DualPipeV})
     if (sched == model::to_string(k)) plan.schedule = k;
+  if (plan.zero_stage == 3 &&
+      (plan.schedule == model::ScheduleKind::DualPipe || plan.schedule == model::ScheduleKind::DualPipeV))
+    p.fail("zero_stage", fmt::format("0, 1 or 2 with schedule {} (ZeRO-3's per-layer parameter gathers are not "
+                                     "modelled inside overlapped forward-backward pairs)", sched));
   plan.micro_batch_size = static_cast<int>(p.integer_or("micro_batch_size", 1, 1, 1 << 16));
   // Model chunks per rank of the interleaved schedule (2 unless given); 1 for
   // every other schedule.

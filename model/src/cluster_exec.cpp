@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <deque>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -20,6 +21,8 @@ const char* to_string(Fidelity f) { return f == Fidelity::Full ? "full" : "colla
 namespace {
 
 bool is_ep(CommKind k) { return k == CommKind::EpDispatch || k == CommKind::EpCombine; }
+// The member slot of a ZeRO-3 stream collective (programs: >= 0; tail: -1).
+constexpr int kShardSlot = -2;
 bool is_dp(CommKind k) {
   return k == CommKind::DpReduceScatter || k == CommKind::DpAllGather || k == CommKind::DpAllReduce;
 }
@@ -40,6 +43,28 @@ struct ChunkIx {
   }
 };
 
+// A collective instance: members arrive, then one bundle runs.
+struct InstanceKey {
+  int kind = 0, group = 0, op = 0, where = 0;
+  bool operator==(const InstanceKey&) const = default;
+};
+
+// Layers of a chunk program in the order it runs them (ZeRO-3 gathers and
+// scatters follow this order): pos[i] is kernel i's position in `layer`.
+struct ProgramLayers {
+  std::vector<int> pos;
+  std::vector<int> layer;
+};
+
+ProgramLayers program_layers(const ChunkProgram& p) {
+  ProgramLayers out;
+  for (const TimedOp& op : p.ops) {
+    if (out.layer.empty() || out.layer.back() != op.layer) out.layer.push_back(op.layer);
+    out.pos.push_back(static_cast<int>(out.layer.size()) - 1);
+  }
+  return out;
+}
+
 // A chunk program in flight on a GPU. Kernels run in program order, one at
 // a time, except that a kernel marked concurrent_with_next lets the next one
 // start with it (tensor-parallel communication overlapped with its GEMM).
@@ -55,7 +80,30 @@ struct Running {
   bool allow = false;          // the last started kernel lets the next start with it
   int comm_index = 0;          // kernel index of its collective in flight
   CommKind blocked_by = CommKind::None;  // a collective was the last thing it waited for
+  // ZeRO-3 (empty `layers`: none).
+  int stage = 0;
+  const ProgramLayers* layers = nullptr;
+  bool gathers = false;        // its kernels need their layer's parameters gathered
+  bool scatters = false;       // it makes weight gradients, reduce-scattered per layer
+  int requested = 0;           // layer positions whose gather was issued
+  int gathered = 0;            // positions whose parameters are here
+  int scattered = 0;           // positions whose reduce-scatter was issued
+  int started_pos = -1;        // position of the last kernel started
+  bool param_wait = false;     // kernel pc waits for its layer's parameters
+  Time param_wait_since{};
   bool next_ready() const { return running == 0 || (running == 1 && allow); }
+  bool params_ready() const { return !gathers || layers->pos[pc] < gathered; }
+};
+
+// One collective of the ZeRO-3 stream: a layer's parameter all-gather or
+// gradient reduce-scatter (kind None: a layer with nothing to gather).
+struct ShardStep {
+  CommKind kind = CommKind::None;
+  bool expert = false;
+  double bytes = 0;
+  int prog = 0;            // the program slot a gather serves
+  bool completes = false;  // the last gather of its layer
+  InstanceKey key{};
 };
 
 // One tail step: a gradient collective or (kind None) the optimizer.
@@ -81,14 +129,14 @@ struct Gpu {
   int live = 0, deferred = 0;
   int tail = -1;                   // next tail step; -1 before the tail
   std::vector<TailStep> tail_steps;
+  // ZeRO-3 stream: collectives one at a time, in the order issued.
+  std::deque<ShardStep> shard_queue;
+  bool shard_busy = false;
+  ShardStep shard_now;
+  bool tail_waits = false;         // pipeline done, the stream still busy
   GpuStats stats;
 };
 
-// A collective instance: members arrive, then one bundle runs.
-struct InstanceKey {
-  int kind = 0, group = 0, op = 0, where = 0;
-  bool operator==(const InstanceKey&) const = default;
-};
 struct InstanceKeyHash {
   std::size_t operator()(const InstanceKey& k) const {
     std::uint64_t h = 1469598103934665603ull;
@@ -117,7 +165,7 @@ class ClusterExecutor {
   // ---- schedule ops ----
   bool ready(const Gpu& g, const ScheduleOp& op) const;
   void try_start(int gi);
-  void begin_op(Gpu& g, const ScheduleOp& op);
+  void begin_op(int gi, const ScheduleOp& op);
   void op_done(int gi);
   void forward_done(Gpu& g, const ChunkRef& c);
   void backward_done(Gpu& g, const ChunkRef& c);
@@ -129,7 +177,15 @@ class ClusterExecutor {
   void start_kernel(int gi, int p, Stream s);
   void kernel_done(int gi, int p, Stream s, Time begin, int index);
   void advance(int gi, int p, CommKind finished);
+  void make_ready(Running& r);
   void expose(Gpu& g, Running& r, Time now);
+
+  // ---- ZeRO-3: parameter gathers and gradient scatters per layer ----
+  void shard_begin(int gi, int p);
+  void shard_kernel(int gi, int p, int pos);
+  void shard_request(int gi, int p, int pos, bool scatter);
+  void shard_pump(int gi);
+  void shard_done(int gi);
 
   // ---- collectives ----
   void join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key, int state = 0);
@@ -160,6 +216,7 @@ class ClusterExecutor {
   std::map<std::tuple<int, int, double, int>, Bundle> bundles_;
   std::map<std::pair<int, int>, std::vector<int>> members_;
   std::map<std::pair<int, int>, int> sim_members_;
+  std::map<const ChunkProgram*, ProgramLayers> program_layers_;  // ZeRO-3
   std::map<std::pair<int, int>, GroupStats> group_stats_;
   std::map<std::pair<int, int>, std::map<int, Time>> late_;  // per group: member -> time others waited for it
   ExecResult exec_;
@@ -172,10 +229,35 @@ class ClusterExecutor {
   }
 };
 
+// ZeRO-3 needs one shard list per stage covering its programs' layers, each
+// stage on one rank, and no overlapped F&B ops: members of a data-parallel
+// group must issue the stream's collectives in one order, which two programs
+// sharing the stream at different speeds would not keep.
+void check_shards(const ClusterExecInputs& in) {
+  const Schedule& s = *in.schedule;
+  if (static_cast<int>(in.layer_shards.size()) != s.stages)
+    throw std::invalid_argument("execute_cluster: ZeRO-3 layer shards must be given per stage");
+  std::vector<int> holders(static_cast<std::size_t>(s.stages), 0);
+  for (int rk = 0; rk < s.ranks; ++rk) {
+    for (int st : s.stages_of_rank(rk)) ++holders[static_cast<std::size_t>(st)];
+    for (const ScheduleOp& op : s.per_rank[static_cast<std::size_t>(rk)])
+      if (op.type == ChunkOpType::FB)
+        throw std::invalid_argument("execute_cluster: ZeRO-3 with overlapped F&B ops is not modelled");
+  }
+  for (int h : holders)
+    if (h != 1) throw std::invalid_argument("execute_cluster: ZeRO-3 needs every stage on one pipeline rank");
+  for (const auto* progs : {in.program_f, in.program_b, in.program_w, in.program_bw})
+    for (std::size_t st = 0; st < progs->size(); ++st)
+      for (const TimedOp& op : (*progs)[st].ops)
+        if (op.layer < 0 || op.layer >= static_cast<int>(in.layer_shards[st].size()))
+          throw std::invalid_argument("execute_cluster: a ZeRO-3 layer shard is missing");
+}
+
 const ClusterExecInputs& checked(const ClusterExecInputs& in) {
   if (!in.schedule || !in.layout || !in.topology || !in.program_f || !in.program_b || !in.program_w ||
       !in.program_bw || !in.traffic)
     throw std::invalid_argument("execute_cluster: missing input");
+  if (!in.layer_shards.empty()) check_shards(in);
   return in;
 }
 
@@ -276,7 +358,7 @@ void ClusterExecutor::try_start(int gi) {
   if (now > g.idle_since) g.stats.exposed_pp += now - max(g.idle_since, g.last_send);
   g.running = true;
   g.op_start = now;
-  begin_op(g, op);
+  begin_op(gi, op);
   if (g.unfinished == 0) {
     // Nothing to run (empty programs): end from an event, never recursively.
     engine_.schedule(Time::zero(), [this, gi] { op_done(gi); });
@@ -285,14 +367,13 @@ void ClusterExecutor::try_start(int gi) {
   dispatch(gi);
 }
 
-void ClusterExecutor::begin_op(Gpu& g, const ScheduleOp& op) {
-  const auto at = [](const std::vector<ChunkProgram>* v, int stage) {
-    return &(*v)[static_cast<std::size_t>(stage)];
-  };
+void ClusterExecutor::begin_op(int gi, const ScheduleOp& op) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   g.nprog = 0;
   g.comm_order = nullptr;
   g.comm_next = 0;
-  auto add = [&](const ChunkProgram* p, bool backward) {
+  auto add = [&](const std::vector<ChunkProgram>* v, int stage, bool backward) {
+    const ChunkProgram* p = &(*v)[static_cast<std::size_t>(stage)];
     if (p->ops.empty()) return;
     const int role = op.type == ChunkOpType::FB && backward ? 1 : 0;
     Running r;
@@ -301,16 +382,17 @@ void ClusterExecutor::begin_op(Gpu& g, const ScheduleOp& op) {
     r.waiting = true;
     r.backward = backward;
     r.role = role;
+    r.stage = stage;
     g.prog[static_cast<std::size_t>(g.nprog++)] = r;
   };
   switch (op.type) {
-    case ChunkOpType::F: add(at(in_.program_f, op.fwd.stage), false); break;
-    case ChunkOpType::B: add(at(in_.program_b, op.bwd.stage), true); break;
-    case ChunkOpType::W: add(at(in_.program_w, op.bwd.stage), true); break;
-    case ChunkOpType::BW: add(at(in_.program_bw, op.bwd.stage), true); break;
+    case ChunkOpType::F: add(in_.program_f, op.fwd.stage, false); break;
+    case ChunkOpType::B: add(in_.program_b, op.bwd.stage, true); break;
+    case ChunkOpType::W: add(in_.program_w, op.bwd.stage, true); break;
+    case ChunkOpType::BW: add(in_.program_bw, op.bwd.stage, true); break;
     case ChunkOpType::FB: {
-      add(at(in_.program_f, op.fwd.stage), false);
-      add(at(in_.program_bw, op.bwd.stage), true);
+      add(in_.program_f, op.fwd.stage, false);
+      add(in_.program_bw, op.bwd.stage, true);
       const auto it = in_.fb_comm_order.find({op.fwd.stage, op.bwd.stage});
       if (it == in_.fb_comm_order.end())
         throw std::invalid_argument(fmt::format("execute_cluster: no communication order for the pair ({})", describe(op)));
@@ -319,6 +401,8 @@ void ClusterExecutor::begin_op(Gpu& g, const ScheduleOp& op) {
     }
   }
   g.unfinished = g.nprog;
+  if (!in_.layer_shards.empty())
+    for (int p = 0; p < g.nprog; ++p) shard_begin(gi, p);
 }
 
 void ClusterExecutor::op_done(int gi) {
@@ -445,6 +529,7 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
   const int index = static_cast<int>(r.pc);
   const TimedOp& op = r.program->ops[r.pc];
   const Time now = engine_.now();
+  if (r.layers) shard_kernel(gi, p, r.layers->pos[r.pc]);
   ++r.pc;
   ++r.running;
   r.allow = op.concurrent_with_next;
@@ -462,10 +547,9 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
     const int state = is_ep(op.op.comm.kind) && in_.routing_state ? state_of(g, r, op) : 0;
     join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key, state);
   }
-  if (r.allow && r.pc < r.program->ops.size() && !r.waiting) {
+  if (r.allow && r.pc < r.program->ops.size() && !r.waiting && !r.param_wait) {
     // The next kernel starts with this one (on the other stream).
-    r.waiting = true;
-    r.ready_at = now;
+    make_ready(r);
     dispatch(gi);
   }
 }
@@ -475,10 +559,12 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
 // collective started is exposed communication.
 void ClusterExecutor::expose(Gpu& g, Running& r, Time now) {
   if (r.blocked_by != CommKind::None && now > g.compute_idle_since) {
-    const Time gap = now - max(g.compute_idle_since, r.comm_started);
+    const Time since = r.blocked_by == CommKind::DpAllGather ? r.param_wait_since : r.comm_started;
+    const Time gap = now - max(g.compute_idle_since, since);
     switch (r.blocked_by) {
       case CommKind::EpDispatch: g.stats.exposed.ep_dispatch += gap; break;
       case CommKind::EpCombine: g.stats.exposed.ep_combine += gap; break;
+      case CommKind::DpAllGather: g.stats.exposed_dp += gap; break;
       default: g.stats.exposed.tp += gap; break;
     }
   }
@@ -522,13 +608,26 @@ void ClusterExecutor::advance(int gi, int p, CommKind finished) {
   --r.running;
   if (r.running == 0) r.blocked_by = finished;
   if (r.pc >= r.program->ops.size()) {
-    if (r.running == 0 && --g.unfinished == 0) op_done(gi);
+    if (r.running != 0) return;
+    // ZeRO-3: the last layers' gradients, now complete.
+    if (r.scatters)
+      while (r.scattered < static_cast<int>(r.layers->layer.size())) shard_request(gi, p, r.scattered++, true);
+    if (--g.unfinished == 0) op_done(gi);
     return;
   }
-  if (!r.waiting && r.next_ready()) {
+  if (!r.waiting && !r.param_wait && r.next_ready()) make_ready(r);
+}
+
+// Kernel pc is next in its program: it waits for its stream, or first for
+// its layer's parameters (ZeRO-3).
+void ClusterExecutor::make_ready(Running& r) {
+  if (r.params_ready()) {
     r.waiting = true;
     r.ready_at = engine_.now();
+    return;
   }
+  r.param_wait = true;
+  r.param_wait_since = engine_.now();
 }
 
 // ---------------------------------------------------------------------------
@@ -618,8 +717,12 @@ void ClusterExecutor::collective_done(InstanceKey key, Time first, const sim::Fl
   gs.total += now - first;
   for (const auto& [gi, p] : node.mapped().members) {
     Gpu& g = gpus_[static_cast<std::size_t>(gi)];
-    g.comm_busy = false;
     if (in_.record && g.keep) record_collective(g, p, f, gs.kind);
+    if (p == kShardSlot) {
+      shard_done(gi);
+      continue;
+    }
+    g.comm_busy = false;
     if (p < 0) {
       tail_step(gi);
       continue;
@@ -642,11 +745,115 @@ void ClusterExecutor::record_collective(const Gpu& g, int p, const sim::FlowReco
 }
 
 // ---------------------------------------------------------------------------
+// ZeRO-3: each layer's parameters gathered before its first kernel and its
+// gradients scattered after its last, on the GPU's data-parallel stream.
+
+void ClusterExecutor::shard_begin(int gi, int p) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  Running& r = g.prog[static_cast<std::size_t>(p)];
+  auto it = program_layers_.find(r.program);
+  if (it == program_layers_.end()) it = program_layers_.emplace(r.program, program_layers(*r.program)).first;
+  r.layers = &it->second;
+  const ChunkPass pass = r.program->pass;
+  r.gathers = pass != ChunkPass::BackwardWeight;
+  r.scatters = pass == ChunkPass::BackwardWeight || pass == ChunkPass::BackwardFull;
+  // The first two layers now: the first is needed at once, the second is
+  // FSDP's prefetch.
+  if (r.gathers)
+    while (r.requested < std::min(2, static_cast<int>(r.layers->layer.size()))) shard_request(gi, p, r.requested++, false);
+  if (!r.params_ready()) {
+    r.waiting = false;
+    r.param_wait = true;
+    r.param_wait_since = engine_.now();
+  }
+}
+
+// A kernel of layer position `pos` starts: ask for the next layer's
+// parameters (FSDP's one-layer prefetch), and scatter the gradients of the
+// layers before it, now complete.
+void ClusterExecutor::shard_kernel(int gi, int p, int pos) {
+  Running& r = gpus_[static_cast<std::size_t>(gi)].prog[static_cast<std::size_t>(p)];
+  if (pos <= r.started_pos) return;
+  r.started_pos = pos;
+  const int layers = static_cast<int>(r.layers->layer.size());
+  if (r.gathers)
+    while (r.requested < std::min(pos + 2, layers)) shard_request(gi, p, r.requested++, false);
+  if (r.scatters)
+    while (r.scattered < pos) shard_request(gi, p, r.scattered++, true);
+}
+
+// Queue the gather (or scatter) of layer position `pos` of program p: dense
+// then expert; a layer with nothing to move queues an empty step, so the
+// stream keeps its order.
+void ClusterExecutor::shard_request(int gi, int p, int pos, bool scatter) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  const Running& r = g.prog[static_cast<std::size_t>(p)];
+  const LayerShard& ls = in_.layer_shards[static_cast<std::size_t>(r.stage)]
+                                         [static_cast<std::size_t>(r.layers->layer[static_cast<std::size_t>(pos)])];
+  const CommKind kind = scatter ? CommKind::DpReduceScatter : CommKind::DpAllGather;
+  const std::size_t before = g.shard_queue.size();
+  for (const bool expert : {false, true}) {
+    const double bytes = scatter ? (expert ? ls.expert_grad_bytes : ls.dense_grad_bytes)
+                                 : (expert ? ls.expert_param_bytes : ls.dense_param_bytes);
+    if (bytes <= 0) continue;
+    // Keys below -1: apart from the programs' kernels (>= 0) and the tail.
+    const int where = -2 - (((pos * 2 + r.role) * 2 + (expert ? 1 : 0)) * 2 + (scatter ? 1 : 0));
+    g.shard_queue.push_back(ShardStep{kind, expert, bytes, p, false, InstanceKey{0, 0, static_cast<int>(g.next), where}});
+  }
+  if (g.shard_queue.size() == before) g.shard_queue.push_back(ShardStep{CommKind::None, false, 0, p, false, {}});
+  g.shard_queue.back().completes = !scatter;
+  shard_pump(gi);
+}
+
+void ClusterExecutor::shard_pump(int gi) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  if (g.shard_busy || g.shard_queue.empty()) return;
+  g.shard_now = g.shard_queue.front();
+  g.shard_queue.pop_front();
+  g.shard_busy = true;
+  const ShardStep& st = g.shard_now;
+  if (st.kind == CommKind::None) {
+    engine_.schedule(Time::zero(), [this, gi] { shard_done(gi); });
+    return;
+  }
+  join(gi, kShardSlot, st.kind, st.expert, st.bytes, st.key);
+}
+
+void ClusterExecutor::shard_done(int gi) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  const ShardStep st = g.shard_now;
+  g.shard_busy = false;
+  if (st.completes) {
+    Running& r = g.prog[static_cast<std::size_t>(st.prog)];
+    ++r.gathered;
+    if (r.param_wait && r.params_ready()) {
+      r.param_wait = false;
+      r.waiting = true;
+      r.ready_at = engine_.now();
+      if (r.running == 0) r.blocked_by = CommKind::DpAllGather;
+    }
+  }
+  shard_pump(gi);
+  if (g.tail_waits && !g.shard_busy) {
+    g.tail_waits = false;
+    start_tail(gi);
+    return;
+  }
+  dispatch(gi);
+}
+
+// ---------------------------------------------------------------------------
 // Tail: gradient synchronisation on the communication stream, then the
-// optimizer on the compute stream.
+// optimizer on the compute stream. Under ZeRO-3 it waits for the GPU's last
+// reduce-scatter.
 
 void ClusterExecutor::start_tail(int gi) {
-  gpus_[static_cast<std::size_t>(gi)].tail = 0;
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  if (g.shard_busy) {
+    g.tail_waits = true;
+    return;
+  }
+  g.tail = 0;
   tail_step(gi);
 }
 

@@ -98,7 +98,10 @@ std::vector<TailWork> tail_work(const StepResult& r, const ParallelPlan& plan, c
     }
     TailWork t;
     t.all_reduce = plan.zero_stage == 0;
-    const bool dense_sync = r.dp_group_dense > 1, expert_sync = r.dp_group_expert > 1;
+    // ZeRO-3 moves gradients and parameters layer by layer during the
+    // chunks (layer_shards); the tail keeps the optimizer.
+    const bool zero3 = plan.zero_stage >= 3;
+    const bool dense_sync = r.dp_group_dense > 1 && !zero3, expert_sync = r.dp_group_expert > 1 && !zero3;
     t.dense_grad_bytes = dense_sync ? dense * kGradBytes : 0;
     t.expert_grad_bytes = expert_sync ? expert * kGradBytes : 0;
     t.dense_param_bytes = dense_sync && !t.all_reduce ? dense * kParamBytes : 0;
@@ -106,6 +109,25 @@ std::vector<TailWork> tail_work(const StepResult& r, const ParallelPlan& plan, c
     const double shard = plan.zero_stage >= 1 ? dense / r.dp_group_dense + expert / r.dp_group_expert : dense + expert;
     t.optimizer = timer.memory(ByteCount(shard * kAdamBytes));
     out.push_back(t);
+  }
+  return out;
+}
+
+// ZeRO-3: what one GPU moves per layer of a stage: its BF16 parameters
+// gathered and FP32 gradients scattered, dense over the dense data-parallel
+// group and routed experts over the expert group (nothing over a group of
+// one). Empty when no group shards anything.
+std::vector<LayerShard> layer_shards(const std::vector<LayerKind>& kinds, const Architecture& arch,
+                                     const ParallelPlan& plan, int dp_dense, int dp_expert) {
+  constexpr double kGradBytes = 4.0, kParamBytes = 2.0;
+  std::vector<LayerShard> out;
+  if (plan.zero_stage < 3 || (dp_dense <= 1 && dp_expert <= 1)) return out;
+  for (LayerKind k : kinds) {
+    StageCost sc;
+    add_layer_params(sc, arch, plan, k);
+    const double dense = dp_dense > 1 ? sc.params_per_gpu - sc.expert_params_per_gpu : 0.0;
+    const double expert = dp_expert > 1 ? sc.expert_params_per_gpu : 0.0;
+    out.push_back(LayerShard{dense * kParamBytes, expert * kParamBytes, dense * kGradBytes, expert * kGradBytes});
   }
   return out;
 }
@@ -262,7 +284,8 @@ void fill_breakdown(StepResult& r, const ClusterLayout& layout, const ClusterExe
   bd.exposed_ep = c.exposed;
   bd.exposed_pp = c.exposed_pp;
   bd.bubble = max(Time::zero(), c.pipeline_end - c.busy - c.exposed_pp);
-  bd.dp_sync = c.sync_end - c.pipeline_end;
+  // After the pipeline, and under ZeRO-3 inside it: waits for gathers.
+  bd.dp_sync = c.sync_end - c.pipeline_end + c.exposed_dp;
   bd.optimizer = c.end - c.sync_end;
 }
 
@@ -442,6 +465,53 @@ std::vector<Time> tail_alone(const StepInputs& in, const Schedule& sched, const 
   return out;
 }
 
+// ZeRO-3 in the estimate: a stage's data-parallel stream alone on the fabric.
+// The first layer's gather (the last layer's for a backward) delays the
+// chunk's first kernel; the rest of the stream runs beside the kernels, so
+// a chunk takes first + max(kernels, rest of the stream).
+struct ShardEstimate {
+  Time gather{}, scatter{}, first_forward{}, first_backward{};
+  Time op(ChunkOpType t, Time d) const {
+    switch (t) {
+      case ChunkOpType::F: return first_forward + max(d, gather - first_forward);
+      case ChunkOpType::B: return first_backward + max(d, gather - first_backward);
+      case ChunkOpType::W: return max(d, scatter);
+      case ChunkOpType::BW: return first_backward + max(d, gather - first_backward + scatter);
+      case ChunkOpType::FB: break;  // rejected with ZeRO-3 (cluster_exec.hpp)
+    }
+    return d;
+  }
+};
+
+std::vector<ShardEstimate> shard_estimates(const std::vector<StageTimer::Kinds>& kinds, const StepInputs& in,
+                                           const Schedule& sched, const Fabric& fabric) {
+  const int dp_dense = in.plan->dp * stage_copies(sched);
+  const int dp_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * stage_copies(sched);
+  std::vector<ShardEstimate> out(kinds.size());
+  for (int rk = 0; rk < sched.ranks; ++rk) {
+    const int gpu = fabric.layout.gpu(rk, 0);
+    auto coll = [&](CommKind k, bool expert, double bytes) {
+      if (bytes <= 0) return Time::zero();
+      return fabric.alone(k, fabric.layout.dp_members(fabric.layout.dp_group_of(gpu, expert), expert), bytes);
+    };
+    for (int st : sched.stages_of_rank(rk)) {
+      ShardEstimate& e = out[static_cast<std::size_t>(st)];
+      const auto shards = layer_shards(kinds[static_cast<std::size_t>(st)], *in.arch, *in.plan, dp_dense, dp_expert);
+      for (std::size_t i = 0; i < shards.size(); ++i) {
+        const LayerShard& l = shards[i];
+        const Time g = coll(CommKind::DpAllGather, false, l.dense_param_bytes) +
+                       coll(CommKind::DpAllGather, true, l.expert_param_bytes);
+        e.gather += g;
+        e.scatter += coll(CommKind::DpReduceScatter, false, l.dense_grad_bytes) +
+                     coll(CommKind::DpReduceScatter, true, l.expert_grad_bytes);
+        if (i == 0) e.first_forward = g;
+        if (i + 1 == shards.size()) e.first_backward = g;
+      }
+    }
+  }
+  return out;
+}
+
 // The step with layer counts `counts`, estimated: the pipeline schedule
 // executed with the stages' simulated chunk times and one p2p delay, then
 // each rank's tail after the last of the ranks it synchronises with.
@@ -450,7 +520,9 @@ Time estimate_step(const std::vector<int>& counts, const std::vector<LayerKind>&
                    ExecResult* exec_out = nullptr) {
   const auto kinds = stage_kinds(seq, counts);
   ExecCosts costs;
-  costs.duration = [&](const ScheduleOp& op, int) -> Time {
+  const std::vector<ShardEstimate> shards =
+      in.plan->zero_stage >= 3 ? shard_estimates(kinds, in, sched, fabric) : std::vector<ShardEstimate>{};
+  const auto chunk = [&](const ScheduleOp& op) -> Time {
     switch (op.type) {
       case ChunkOpType::F: return st.stage(kinds[static_cast<std::size_t>(op.fwd.stage)]).f;
       case ChunkOpType::B: return st.stage(kinds[static_cast<std::size_t>(op.bwd.stage)]).b;
@@ -460,6 +532,11 @@ Time estimate_step(const std::vector<int>& counts, const std::vector<LayerKind>&
         return st.pair(kinds[static_cast<std::size_t>(op.fwd.stage)], kinds[static_cast<std::size_t>(op.bwd.stage)]);
     }
     return Time::zero();
+  };
+  costs.duration = [&](const ScheduleOp& op, int) -> Time {
+    if (shards.empty()) return chunk(op);
+    const int stage = op.type == ChunkOpType::F ? op.fwd.stage : op.bwd.stage;
+    return shards[static_cast<std::size_t>(stage)].op(op.type, chunk(op));
   };
   costs.p2p = [p2p](int, int, bool) { return p2p; };
   ExecResult ex = execute(sched, costs);
@@ -538,6 +615,11 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   ci.fb_comm_order = r.fb_comm_order;
   ci.activation_bytes = activation_transfer_bytes(in);
   ci.tail = tail_work(r, plan, timer);
+  for (const StageCost& sc : r.stages) {
+    std::vector<LayerShard> ls = layer_shards(sc.layers, *in.arch, plan, r.dp_group_dense, r.dp_group_expert);
+    if (ls.empty()) break;
+    ci.layer_shards.push_back(std::move(ls));
+  }
   ci.slowdown = in.slowdown;
   const StepTraffic& traffic = fabric.traffic;
   ci.traffic = [&traffic](CommKind k, const std::vector<int>& m, double bytes, int st) {
@@ -645,17 +727,25 @@ double activation_peak(const StepResult& r, int rk) {
 // Memory per pipeline rank: weights, gradients and optimizer state of the
 // stages it holds (sharded by ZeRO over the data-parallel groups), the
 // activation peak its executed timeline reached, and the largest transient.
-void memory_per_rank(StepResult& r, const ParallelPlan& plan) {
+// Under ZeRO-3 the transient adds the gathered layers: the BF16 parameters
+// of the layer computing and the one prefetched, and the FP32 gradients of
+// the layer being computed and the one being reduce-scattered (its largest
+// layer, twice; cluster_exec.hpp).
+void memory_per_rank(StepResult& r, const Architecture& arch, const ParallelPlan& plan) {
   for (int rk = 0; rk < r.schedule.ranks; ++rk) {
     MemoryBreakdown m;
     m.rank = rk;
-    double params = 0, expert = 0, transient = 0;
+    double params = 0, expert = 0, transient = 0, gathered = 0;
     for (int s : r.schedule.stages_of_rank(rk)) {
       const auto& sc = r.stages[static_cast<std::size_t>(s)];
       params += sc.params_per_gpu;
       expert += sc.expert_params_per_gpu;
       transient = std::max(transient, sc.transient.value());
+      for (const LayerShard& l : layer_shards(sc.layers, arch, plan, r.dp_group_dense, r.dp_group_expert))
+        gathered = std::max(gathered, 2.0 * (l.dense_param_bytes + l.expert_param_bytes + l.dense_grad_bytes +
+                                             l.expert_grad_bytes));
     }
+    transient += gathered;
     const double dense = params - expert;
     auto sharded = [&](double bytes_per_param, bool shard) {
       return shard ? dense * bytes_per_param / r.dp_group_dense + expert * bytes_per_param / r.dp_group_expert
@@ -815,7 +905,7 @@ StepResult simulate_step(const StepInputs& in) {
   r.model_flops_per_step *= static_cast<double>(in.microbatches) * plan.dp * plan.tp;
   r.executed_flops_per_step *= static_cast<double>(in.microbatches) * plan.dp * plan.tp;
 
-  memory_per_rank(r, plan);
+  memory_per_rank(r, *in.arch, plan);
   return r;
 }
 

@@ -110,6 +110,19 @@ TEST_CASE("CLI errors: GPU counts whose product overflows are refused at /cluste
   check_nothing_written(d, 1);
 }
 
+TEST_CASE("CLI errors: ZeRO-3 with DualPipe is refused at /parallelism/zero_stage") {
+  // The default scenario runs DualPipe; its overlapped F&B pairs would have
+  // to order two programs' per-layer gathers on one stream (cluster_exec.hpp).
+  const fs::path d = fresh_dir("zero3");
+  Json j = default_json();
+  j["parallelism"]["zero_stage"] = 3;
+  write(d / "in.json", j.dump());
+  const Run r = run("simulate in.json --report r.json", d);
+  check_input_error(r, "in.json", "/parallelism/zero_stage");
+  CHECK(r.err.find("dualpipe") != std::string::npos);
+  check_nothing_written(d, 1);
+}
+
 TEST_CASE("CLI errors: work that cannot fit is refused before it starts") {
   const fs::path d = fresh_dir("limits");
   // seq_len 2^23 (inside the key's range) overflows simulated time: named

@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <stdexcept>
 #include <vector>
 
 #include "../support/test_support.hpp"
@@ -184,6 +185,69 @@ TEST_CASE("cluster execution: a collective waits for its slowest member") {
   CHECK(r.critical_group.waiting == Time::us(5));
   // Everybody else waited 5 us for GPU 3 on its compute stream: exposed.
   CHECK(r.gpus[0].exposed.ep_dispatch == Time::zero());  // nothing of its own comes after the dispatch in F
+}
+
+TEST_CASE("cluster execution: ZeRO-3 gathers each layer before it and scatters its gradients after it") {
+  // pp=1, dp=2 (GPUs 0 and 1 of one node), one micro-batch. Forward: two
+  // layers of 1 us; backward: two layers of 100 us. Each layer gathers
+  // P = 2 MB of parameters and scatters G = 4 MB of gradients over the pair,
+  // one collective at a time on the data-parallel stream. A ring of two
+  // sends half of each to the peer over NVLink:
+  //   a = L + 1 MB / R (gather), s = L + 2 MB / R (scatter), L, R: NVLink.
+  // Forward: gathers of layers 0 and 1 issued at 0 run [0, a], [a, 2a];
+  //   layer 0 computes [a, a + 1], layer 1 waits for its gather (a > 1 us):
+  //   [2a, 2a + 1]. T_F = 2a + 1.
+  // Backward (layers 1 then 0): gathers [T_F, T_F + a], [T_F + a, T_F + 2a];
+  //   layer 1 computes [T_F + a, T_F + a + 100]; layer 0 (its gather done,
+  //   a < 100 us) follows at once and layer 1's scatter starts with it; the
+  //   program's end at T_F + a + 200 queues layer 0's scatter (s < 100 us:
+  //   the stream is free): it ends at T_F + a + 200 + s.
+  // Step = T_F + a + 200 + s = 3a + s + 201 us (no optimizer work).
+  // Exposed waits for gathers: a (forward layer 0) + (a - 1) (layer 1) + a
+  // (backward layer 1) = 3a - 1 us.
+  const hw::ClusterSpec c = mpft(1);
+  ParallelPlan plan;
+  plan.dp = 2;
+  auto at = [](TimedOp t, int layer) {
+    t.layer = layer;
+    return t;
+  };
+  const ChunkProgram f = program(ChunkPass::Forward, {at(compute(1), 0), at(compute(1), 1)});
+  const ChunkProgram bw = program(ChunkPass::BackwardFull, {at(compute(100), 1), at(compute(100), 0)});
+  Setup s(c, plan, make_schedule(ScheduleKind::OneFOneB, 1, 1), f, bw);
+  s.in.layer_shards = {{LayerShard{2e6, 0, 4e6, 0}, LayerShard{2e6, 0, 4e6, 0}}};
+  const double rate = c.gpu.nvlink_unidir.value();
+  const Time a = c.gpu.nvlink_latency + sim::transfer_duration(1e6, rate);
+  const Time sc = c.gpu.nvlink_latency + sim::transfer_duration(2e6, rate);
+  REQUIRE(a > Time::us(1));
+  REQUIRE(sc < Time::us(100));
+  for (Fidelity fid : {Fidelity::Full, Fidelity::Collapsed}) {
+    CAPTURE(to_string(fid));
+    s.in.fidelity = fid;
+    const ClusterExecResult r = execute_cluster(s.in);
+    const Time expected = a * 3 + sc + Time::us(201);
+    CHECK(std::llabs((r.step_time - expected).count_ps()) <= 8);  // rounding of the bundles' rates
+    CHECK(std::llabs((r.gpus[0].exposed_dp - (a * 3 - Time::us(1))).count_ps()) <= 8);
+    CHECK(std::llabs((r.gpus[0].sync_end - r.gpus[0].pipeline_end - sc).count_ps()) <= 8);
+  }
+}
+
+TEST_CASE("cluster execution: ZeRO-3 input checks") {
+  ParallelPlan plan;
+  plan.pp = 2;
+  plan.dp = 2;
+  const ChunkProgram f = program(ChunkPass::Forward, {compute(1)});
+  const ChunkProgram bw = program(ChunkPass::BackwardFull, {compute(2)});
+  SUBCASE("a shard list per stage") {
+    Setup s(mpft(1), plan, make_schedule(ScheduleKind::OneFOneB, 2, 2), f, bw);
+    s.in.layer_shards = {{LayerShard{1e6, 0, 2e6, 0}}};
+    CHECK_THROWS_AS(execute_cluster(s.in), std::invalid_argument);
+  }
+  SUBCASE("no overlapped F&B pairs (DualPipeV)") {
+    Setup s(mpft(1), plan, make_schedule(ScheduleKind::DualPipeV, 2, 4), f, bw);
+    s.in.layer_shards.assign(4, {LayerShard{1e6, 0, 2e6, 0}});
+    CHECK_THROWS_AS(execute_cluster(s.in), std::invalid_argument);
+  }
 }
 
 TEST_CASE("ring bundle on an idle fabric equals the ring schedule's closed form") {

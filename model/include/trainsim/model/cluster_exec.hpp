@@ -24,10 +24,23 @@
 //   sending GPU to the same replica's GPU on the next rank, started when the
 //   chunk ends; the receiving op starts when they have arrived.
 // * After its last op a GPU synchronises gradients with its data-parallel
-//   group (reduce-scatter + all-gather under ZeRO >= 1, all-reduce otherwise;
-//   dense parameters over the dense group, routed experts over the expert
-//   group), on the communication stream, as ring bundles; then runs the
-//   optimizer on the compute stream. The step ends when the last GPU has.
+//   group (reduce-scatter + all-gather under ZeRO 1-2, all-reduce under
+//   ZeRO 0; dense parameters over the dense group, routed experts over the
+//   expert group), on the communication stream, as ring bundles; then runs
+//   the optimizer on the compute stream. The step ends when the last GPU has.
+// * ZeRO-3 (`layer_shards`), as FSDP and DeepSpeed run it with one layer per
+//   shard unit: every chunk that needs weights (forward, input or full
+//   backward) all-gathers each layer's parameters (BF16) over the data-
+//   parallel group before the layer's first kernel, and every chunk that
+//   makes weight gradients reduce-scatters each layer's gradients (FP32)
+//   once the layer's kernels are done. These collectives run on a third,
+//   data-parallel stream of the GPU, one at a time in the order issued, so
+//   they overlap the chunk's kernels: a program asks for its first two
+//   layers when it starts and for layer i+1 when layer i's first kernel
+//   starts (FSDP's one-layer prefetch: at most the computing layer and the
+//   next are gathered). A kernel whose layer is not gathered yet waits, and
+//   that wait is exposed data-parallel communication. The tail then has only
+//   the optimizer, after the GPU's last reduce-scatter.
 //
 // Symmetry (fidelity)
 // -------------------
@@ -48,7 +61,9 @@
 // between concurrent kernels beyond the SM split; SMs used by pipeline
 // transfers (they need no stream here); the reference DualPipe's batching
 // of sends and receives; overlap of gradient synchronisation with the
-// backward (it starts after the GPU's last op).
+// backward under ZeRO 0-2 (it starts after the GPU's last op); the SMs the
+// ZeRO-3 stream's collectives use, and prefetching across ops (the first
+// layer of every chunk is gathered when its op starts).
 //
 // Cost: O(E log E) for E events: one per kernel, one per flow start and end;
 // collectives are one flow each. Memory: O(simulated GPUs + groups + flows in
@@ -108,6 +123,16 @@ struct TailWork {
 // all-reduce of dense then expert gradients (ZeRO 0), else reduce-scatter
 // and all-gather of the dense, then of the expert parameters; collectives of
 // zero bytes (no data-parallel peers) are left out.
+// ZeRO-3: the bytes one GPU contributes to one layer's parameter all-gather
+// (BF16) and gradient reduce-scatter (FP32), dense over the dense group and
+// routed experts over the expert group.
+struct LayerShard {
+  double dense_param_bytes = 0;
+  double expert_param_bytes = 0;
+  double dense_grad_bytes = 0;
+  double expert_grad_bytes = 0;
+};
+
 struct TailCollective {
   CommKind kind = CommKind::None;
   bool expert = false;
@@ -133,6 +158,10 @@ struct ClusterExecInputs {
   std::map<std::pair<int, int>, std::vector<std::pair<int, int>>> fb_comm_order;
   double activation_bytes = 0;     // one pipeline transfer
   std::vector<TailWork> tail;      // per pipeline rank
+  // ZeRO-3 per stage, per layer of the stage (TimedOp::layer). Empty: the
+  // parameters are whole on every GPU (ZeRO 0-2). Needs every stage held by
+  // one rank (not DualPipe's two copies).
+  std::vector<std::vector<LayerShard>> layer_shards;
   std::vector<double> slowdown;    // per GPU compute-time factor; empty: all 1
   TrafficFn traffic;               // required
   // Skewed routing: both or neither. Empty: one routing state everywhere.
@@ -180,6 +209,7 @@ struct GpuStats {
   Time compute{};        // compute-stream busy time inside those ops
   ExposedComm exposed{}; // compute stream idle waiting on a collective, by kind
   Time exposed_pp{};     // idle with its next op waiting for a transfer in flight
+  Time exposed_dp{};     // compute stream idle waiting for a ZeRO-3 parameter gather
   Time sync_end{};       // gradient synchronisation done
   Time end{};            // optimizer done
 };

@@ -98,7 +98,8 @@ struct StepBreakdown {
   ExposedComm exposed_ep{};   // compute stalls on all-to-all / TP inside chunks
   Time exposed_pp{};          // extra makespan due to pipeline transfers
   Time bubble{};              // idle time of the rank in the pipeline (excl. transfers)
-  Time dp_sync{};             // ZeRO gradient reduce-scatter + parameter all-gather
+  Time dp_sync{};             // exposed data-parallel communication: the gradient sync after the
+                              // pipeline, and under ZeRO-3 the waits for parameter gathers inside it
   Time optimizer{};
 };
 
