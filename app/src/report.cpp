@@ -340,6 +340,10 @@ nlohmann::json make_report(const Simulation& sim) {
   as.push_back("Within a chunk, kernels run as a chain; communication overlaps computation by pairing a forward and a backward chunk (DualPipe F&B, in one static order of collectives on every GPU) and, with tp_comm_overlap, tensor-parallel collectives with their GEMMs.");
   if (sc.plan.zero_stage >= 3)
     as.push_back("ZeRO-3, as FSDP runs it with one layer per unit: every chunk all-gathers each layer's BF16 parameters before the layer (one layer of prefetch) and every backward reduce-scatters each layer's FP32 gradients after it, on a data-parallel stream beside the chunk's kernels, as ring bundles over the data-parallel group; the first layer of each chunk is gathered when its op starts (no prefetch across ops), and the SMs those collectives use are not charged.");
+  else if (sc.plan.overlap_grad_reduce)
+    as.push_back(fmt::format("Data-parallel gradients (FP32) are {} layer by layer during each stage's last backward on a GPU, on a data-parallel stream per stage beside its kernels (overlap_grad_reduce), as ring bundles over the data-parallel group; {}the SMs those collectives use are not charged.",
+                             sc.plan.zero_stage == 0 ? "all-reduced" : "reduce-scattered",
+                             sc.plan.zero_stage == 0 ? "" : "the parameter all-gather (BF16) runs after the GPU's last pipeline op; "));
   else
     as.push_back("Data-parallel gradient reduce-scatter (FP32) and parameter all-gather (BF16) run after each GPU's last pipeline op, as ring bundles over its data-parallel group, not overlapped with the backward.");
   as.push_back("Pipeline transfers are flows on the same fabric as every collective.");

@@ -67,6 +67,7 @@ model::ParallelPlan parse_plan(JsonObject& p) {
   if (plan.tp_comm_overlap && !plan.sequence_parallel)
     p.fail("tp_comm_overlap", "false without sequence_parallel (the overlap pipelines the sequence-parallel "
                               "all-gathers and reduce-scatters with their GEMMs)");
+  plan.overlap_grad_reduce = p.boolean_or("overlap_grad_reduce", false);
   plan.comm_sms = static_cast<int>(p.integer_or("comm_sms", 0, 0, 4096));
   if (const Json* list = p.raw_optional("layers_per_stage")) {
     if (!list->is_array() || list->empty() || list->size() > 65536)
@@ -460,6 +461,7 @@ nlohmann::json to_json(const Scenario& s) {
                       {"recompute", model::to_string(p.recompute)},
                       {"sequence_parallel", p.sequence_parallel},
                       {"tp_comm_overlap", p.tp_comm_overlap},
+                      {"overlap_grad_reduce", p.overlap_grad_reduce},
                       {"comm_sms", p.comm_sms}};
   if (!p.layers_per_stage.empty()) j["parallelism"]["layers_per_stage"] = p.layers_per_stage;
   j["precision"] = {{"gemm", to_string(s.gemm_precision)}};

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <deque>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -22,6 +21,7 @@ namespace {
 
 bool is_ep(CommKind k) { return k == CommKind::EpDispatch || k == CommKind::EpCombine; }
 // The member slot of a ZeRO-3 stream collective (programs: >= 0; tail: -1).
+// Stream k's collectives join as member slot kShardSlot - k.
 constexpr int kShardSlot = -2;
 bool is_dp(CommKind k) {
   return k == CommKind::DpReduceScatter || k == CommKind::DpAllGather || k == CommKind::DpAllReduce;
@@ -89,14 +89,15 @@ struct Running {
   int gathered = 0;            // positions whose parameters are here
   int scattered = 0;           // positions whose reduce-scatter was issued
   int started_pos = -1;        // position of the last kernel started
+  int stream = 0;              // its data-parallel stream
   bool param_wait = false;     // kernel pc waits for its layer's parameters
   Time param_wait_since{};
   bool next_ready() const { return running == 0 || (running == 1 && allow); }
   bool params_ready() const { return !gathers || layers->pos[pc] < gathered; }
 };
 
-// One collective of the ZeRO-3 stream: a layer's parameter all-gather or
-// gradient reduce-scatter (kind None: a layer with nothing to gather).
+// One collective of a data-parallel stream: a layer's parameter all-gather
+// or gradient reduction (kind None: a layer with nothing to move).
 struct ShardStep {
   CommKind kind = CommKind::None;
   bool expert = false;
@@ -129,11 +130,21 @@ struct Gpu {
   int live = 0, deferred = 0;
   int tail = -1;                   // next tail step; -1 before the tail
   std::vector<TailStep> tail_steps;
-  // ZeRO-3 stream: collectives one at a time, in the order issued.
-  std::deque<ShardStep> shard_queue;
-  bool shard_busy = false;
-  ShardStep shard_now;
-  bool tail_waits = false;         // pipeline done, the stream still busy
+  // Data-parallel streams (ZeRO-3: one; overlapped gradient reduction: one
+  // per stage the GPU holds): collectives one at a time, in the order issued.
+  struct DpStream {
+    std::vector<ShardStep> queue;
+    std::size_t head = 0;
+    bool busy = false;
+    ShardStep now;
+  };
+  std::vector<DpStream> streams;
+  bool tail_waits = false;         // pipeline done, a stream still busy
+  bool streams_idle() const {
+    for (const DpStream& d : streams)
+      if (d.busy || d.head < d.queue.size()) return false;
+    return true;
+  }
   GpuStats stats;
 };
 
@@ -184,8 +195,9 @@ class ClusterExecutor {
   void shard_begin(int gi, int p);
   void shard_kernel(int gi, int p, int pos);
   void shard_request(int gi, int p, int pos, bool scatter);
-  void shard_pump(int gi);
-  void shard_done(int gi);
+  void shard_pump(int gi, int stream);
+  void shard_done(int gi, int stream);
+  int last_weight_grad_op(int rank, int stage) const;
 
   // ---- collectives ----
   void join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key, int state = 0);
@@ -216,7 +228,10 @@ class ClusterExecutor {
   std::map<std::tuple<int, int, double, int>, Bundle> bundles_;
   std::map<std::pair<int, int>, std::vector<int>> members_;
   std::map<std::pair<int, int>, int> sim_members_;
-  std::map<const ChunkProgram*, ProgramLayers> program_layers_;  // ZeRO-3
+  std::map<const ChunkProgram*, ProgramLayers> program_layers_;  // layer syncs
+  // Overlapped gradient reduction: per rank, (stage, index of the last op
+  // making the stage's weight gradients).
+  std::vector<std::vector<std::pair<int, int>>> last_wgrad_;
   std::map<std::pair<int, int>, GroupStats> group_stats_;
   std::map<std::pair<int, int>, std::map<int, Time>> late_;  // per group: member -> time others waited for it
   ExecResult exec_;
@@ -229,14 +244,22 @@ class ClusterExecutor {
   }
 };
 
-// ZeRO-3 needs one shard list per stage covering its programs' layers, each
-// stage on one rank, and no overlapped F&B ops: members of a data-parallel
-// group must issue the stream's collectives in one order, which two programs
-// sharing the stream at different speeds would not keep.
+// Layer syncs need one shard list per stage covering its programs' layers.
+// ZeRO-3 also needs each stage on one rank and no overlapped F&B ops:
+// members of a data-parallel group must issue the stream's collectives in
+// one order, which two programs sharing the stream at different speeds would
+// not keep. (Overlapped gradient reduction has one program making gradients
+// per op and a stream per stage.)
 void check_shards(const ClusterExecInputs& in) {
   const Schedule& s = *in.schedule;
   if (static_cast<int>(in.layer_shards.size()) != s.stages)
-    throw std::invalid_argument("execute_cluster: ZeRO-3 layer shards must be given per stage");
+    throw std::invalid_argument("execute_cluster: layer shards must be given per stage");
+  for (const auto* progs : {in.program_f, in.program_b, in.program_w, in.program_bw})
+    for (std::size_t st = 0; st < progs->size(); ++st)
+      for (const TimedOp& op : (*progs)[st].ops)
+        if (op.layer < 0 || op.layer >= static_cast<int>(in.layer_shards[st].size()))
+          throw std::invalid_argument("execute_cluster: a layer shard is missing");
+  if (in.layer_sync != LayerSync::Zero3) return;
   std::vector<int> holders(static_cast<std::size_t>(s.stages), 0);
   for (int rk = 0; rk < s.ranks; ++rk) {
     for (int st : s.stages_of_rank(rk)) ++holders[static_cast<std::size_t>(st)];
@@ -246,11 +269,6 @@ void check_shards(const ClusterExecInputs& in) {
   }
   for (int h : holders)
     if (h != 1) throw std::invalid_argument("execute_cluster: ZeRO-3 needs every stage on one pipeline rank");
-  for (const auto* progs : {in.program_f, in.program_b, in.program_w, in.program_bw})
-    for (std::size_t st = 0; st < progs->size(); ++st)
-      for (const TimedOp& op : (*progs)[st].ops)
-        if (op.layer < 0 || op.layer >= static_cast<int>(in.layer_shards[st].size()))
-          throw std::invalid_argument("execute_cluster: a ZeRO-3 layer shard is missing");
 }
 
 const ClusterExecInputs& checked(const ClusterExecInputs& in) {
@@ -301,6 +319,21 @@ void ClusterExecutor::make_gpus() {
       if (!in_.slowdown.empty()) g.slowdown = in_.slowdown[static_cast<std::size_t>(g.id)];
       g.tail_steps = tail;
       g.stats.gpu = g.id;
+      if (!in_.layer_shards.empty())
+        g.streams.resize(in_.layer_sync == LayerSync::Zero3 ? 1 : s_.stages_of_rank(r).size());
+    }
+  }
+  if (!in_.layer_shards.empty() && in_.layer_sync == LayerSync::GradientsOverlapped) {
+    last_wgrad_.resize(static_cast<std::size_t>(s_.ranks));
+    for (int r = 0; r < s_.ranks; ++r) {
+      auto& last = last_wgrad_[static_cast<std::size_t>(r)];
+      for (int st : s_.stages_of_rank(r)) last.emplace_back(st, -1);
+      const auto& ops = s_.per_rank[static_cast<std::size_t>(r)];
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (ops[i].type != ChunkOpType::W && ops[i].type != ChunkOpType::BW && ops[i].type != ChunkOpType::FB) continue;
+        for (auto& [st, op] : last)
+          if (st == ops[i].bwd.stage) op = static_cast<int>(i);
+      }
     }
   }
   const auto ranks = static_cast<std::size_t>(s_.ranks);
@@ -718,8 +751,8 @@ void ClusterExecutor::collective_done(InstanceKey key, Time first, const sim::Fl
   for (const auto& [gi, p] : node.mapped().members) {
     Gpu& g = gpus_[static_cast<std::size_t>(gi)];
     if (in_.record && g.keep) record_collective(g, p, f, gs.kind);
-    if (p == kShardSlot) {
-      shard_done(gi);
+    if (p <= kShardSlot) {
+      shard_done(gi, kShardSlot - p);
       continue;
     }
     g.comm_busy = false;
@@ -755,8 +788,16 @@ void ClusterExecutor::shard_begin(int gi, int p) {
   if (it == program_layers_.end()) it = program_layers_.emplace(r.program, program_layers(*r.program)).first;
   r.layers = &it->second;
   const ChunkPass pass = r.program->pass;
+  const bool makes_grads = pass == ChunkPass::BackwardWeight || pass == ChunkPass::BackwardFull;
+  if (in_.layer_sync == LayerSync::GradientsOverlapped) {
+    // Only the stage's last gradient-making op reduces, on its stage's stream.
+    r.scatters = makes_grads && static_cast<int>(g.next) == last_weight_grad_op(g.rank, r.stage);
+    const auto& mine = s_.stages_of_rank(g.rank);
+    r.stream = static_cast<int>(std::find(mine.begin(), mine.end(), r.stage) - mine.begin());
+    return;
+  }
   r.gathers = pass != ChunkPass::BackwardWeight;
-  r.scatters = pass == ChunkPass::BackwardWeight || pass == ChunkPass::BackwardFull;
+  r.scatters = makes_grads;
   // The first two layers now: the first is needed at once, the second is
   // FSDP's prefetch.
   if (r.gathers)
@@ -768,8 +809,14 @@ void ClusterExecutor::shard_begin(int gi, int p) {
   }
 }
 
+int ClusterExecutor::last_weight_grad_op(int rank, int stage) const {
+  for (const auto& [st, op] : last_wgrad_[static_cast<std::size_t>(rank)])
+    if (st == stage) return op;
+  return -1;
+}
+
 // A kernel of layer position `pos` starts: ask for the next layer's
-// parameters (FSDP's one-layer prefetch), and scatter the gradients of the
+// parameters (FSDP's one-layer prefetch), and reduce the gradients of the
 // layers before it, now complete.
 void ClusterExecutor::shard_kernel(int gi, int p, int pos) {
   Running& r = gpus_[static_cast<std::size_t>(gi)].prog[static_cast<std::size_t>(p)];
@@ -782,47 +829,59 @@ void ClusterExecutor::shard_kernel(int gi, int p, int pos) {
     while (r.scattered < pos) shard_request(gi, p, r.scattered++, true);
 }
 
-// Queue the gather (or scatter) of layer position `pos` of program p: dense
-// then expert; a layer with nothing to move queues an empty step, so the
-// stream keeps its order.
+// Queue the gather (or gradient reduction) of layer position `pos` of
+// program p on its stream: dense then expert; a layer with nothing to move
+// queues an empty step, so the stream keeps its order. ZeRO-3 keys carry the
+// op index (every member of a group runs the same ops); overlapped
+// reductions carry the stage instead (a stage's two DualPipe holders finish
+// it at different ops).
 void ClusterExecutor::shard_request(int gi, int p, int pos, bool scatter) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   const Running& r = g.prog[static_cast<std::size_t>(p)];
   const LayerShard& ls = in_.layer_shards[static_cast<std::size_t>(r.stage)]
                                          [static_cast<std::size_t>(r.layers->layer[static_cast<std::size_t>(pos)])];
-  const CommKind kind = scatter ? CommKind::DpReduceScatter : CommKind::DpAllGather;
-  const std::size_t before = g.shard_queue.size();
+  const bool zero3 = in_.layer_sync == LayerSync::Zero3;
+  const CommKind kind = !scatter ? CommKind::DpAllGather
+                        : !zero3 && in_.tail[static_cast<std::size_t>(g.rank)].all_reduce ? CommKind::DpAllReduce
+                                                                                           : CommKind::DpReduceScatter;
+  Gpu::DpStream& d = g.streams[static_cast<std::size_t>(r.stream)];
+  const std::size_t before = d.queue.size();
   for (const bool expert : {false, true}) {
     const double bytes = scatter ? (expert ? ls.expert_grad_bytes : ls.dense_grad_bytes)
                                  : (expert ? ls.expert_param_bytes : ls.dense_param_bytes);
     if (bytes <= 0) continue;
     // Keys below -1: apart from the programs' kernels (>= 0) and the tail.
-    const int where = -2 - (((pos * 2 + r.role) * 2 + (expert ? 1 : 0)) * 2 + (scatter ? 1 : 0));
-    g.shard_queue.push_back(ShardStep{kind, expert, bytes, p, false, InstanceKey{0, 0, static_cast<int>(g.next), where}});
+    const int where = -2 - (((pos * 2 + (zero3 ? r.role : 0)) * 2 + (expert ? 1 : 0)) * 2 + (scatter ? 1 : 0));
+    const int op = zero3 ? static_cast<int>(g.next) : -2 - r.stage;
+    d.queue.push_back(ShardStep{kind, expert, bytes, p, false, InstanceKey{0, 0, op, where}});
   }
-  if (g.shard_queue.size() == before) g.shard_queue.push_back(ShardStep{CommKind::None, false, 0, p, false, {}});
-  g.shard_queue.back().completes = !scatter;
-  shard_pump(gi);
+  if (d.queue.size() == before) d.queue.push_back(ShardStep{CommKind::None, false, 0, p, false, {}});
+  d.queue.back().completes = !scatter;
+  shard_pump(gi, r.stream);
 }
 
-void ClusterExecutor::shard_pump(int gi) {
+void ClusterExecutor::shard_pump(int gi, int stream) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
-  if (g.shard_busy || g.shard_queue.empty()) return;
-  g.shard_now = g.shard_queue.front();
-  g.shard_queue.pop_front();
-  g.shard_busy = true;
-  const ShardStep& st = g.shard_now;
-  if (st.kind == CommKind::None) {
-    engine_.schedule(Time::zero(), [this, gi] { shard_done(gi); });
+  Gpu::DpStream& d = g.streams[static_cast<std::size_t>(stream)];
+  if (d.busy || d.head == d.queue.size()) return;
+  d.now = d.queue[d.head++];
+  if (d.head == d.queue.size()) {
+    d.queue.clear();
+    d.head = 0;
+  }
+  d.busy = true;
+  if (d.now.kind == CommKind::None) {
+    engine_.schedule(Time::zero(), [this, gi, stream] { shard_done(gi, stream); });
     return;
   }
-  join(gi, kShardSlot, st.kind, st.expert, st.bytes, st.key);
+  join(gi, kShardSlot - stream, d.now.kind, d.now.expert, d.now.bytes, d.now.key);
 }
 
-void ClusterExecutor::shard_done(int gi) {
+void ClusterExecutor::shard_done(int gi, int stream) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
-  const ShardStep st = g.shard_now;
-  g.shard_busy = false;
+  Gpu::DpStream& d = g.streams[static_cast<std::size_t>(stream)];
+  const ShardStep st = d.now;
+  d.busy = false;
   if (st.completes) {
     Running& r = g.prog[static_cast<std::size_t>(st.prog)];
     ++r.gathered;
@@ -833,8 +892,8 @@ void ClusterExecutor::shard_done(int gi) {
       if (r.running == 0) r.blocked_by = CommKind::DpAllGather;
     }
   }
-  shard_pump(gi);
-  if (g.tail_waits && !g.shard_busy) {
+  shard_pump(gi, stream);
+  if (g.tail_waits && g.streams_idle()) {
     g.tail_waits = false;
     start_tail(gi);
     return;
@@ -844,12 +903,12 @@ void ClusterExecutor::shard_done(int gi) {
 
 // ---------------------------------------------------------------------------
 // Tail: gradient synchronisation on the communication stream, then the
-// optimizer on the compute stream. Under ZeRO-3 it waits for the GPU's last
-// reduce-scatter.
+// optimizer on the compute stream. It first waits for the GPU's
+// data-parallel streams (ZeRO-3, overlapped gradient reduction).
 
 void ClusterExecutor::start_tail(int gi) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
-  if (g.shard_busy) {
+  if (!g.streams_idle()) {
     g.tail_waits = true;
     return;
   }

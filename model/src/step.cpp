@@ -99,11 +99,14 @@ std::vector<TailWork> tail_work(const StepResult& r, const ParallelPlan& plan, c
     TailWork t;
     t.all_reduce = plan.zero_stage == 0;
     // ZeRO-3 moves gradients and parameters layer by layer during the
-    // chunks (layer_shards); the tail keeps the optimizer.
+    // chunks (layer_shards); the tail keeps the optimizer. Overlapped
+    // gradient reduction moves the gradients during the last backward; the
+    // tail keeps the parameter all-gathers.
     const bool zero3 = plan.zero_stage >= 3;
     const bool dense_sync = r.dp_group_dense > 1 && !zero3, expert_sync = r.dp_group_expert > 1 && !zero3;
-    t.dense_grad_bytes = dense_sync ? dense * kGradBytes : 0;
-    t.expert_grad_bytes = expert_sync ? expert * kGradBytes : 0;
+    const bool grads_in_tail = !plan.overlap_grad_reduce;
+    t.dense_grad_bytes = dense_sync && grads_in_tail ? dense * kGradBytes : 0;
+    t.expert_grad_bytes = expert_sync && grads_in_tail ? expert * kGradBytes : 0;
     t.dense_param_bytes = dense_sync && !t.all_reduce ? dense * kParamBytes : 0;
     t.expert_param_bytes = expert_sync && !t.all_reduce ? expert * kParamBytes : 0;
     const double shard = plan.zero_stage >= 1 ? dense / r.dp_group_dense + expert / r.dp_group_expert : dense + expert;
@@ -113,15 +116,17 @@ std::vector<TailWork> tail_work(const StepResult& r, const ParallelPlan& plan, c
   return out;
 }
 
-// ZeRO-3: what one GPU moves per layer of a stage: its BF16 parameters
-// gathered and FP32 gradients scattered, dense over the dense data-parallel
+// Per-layer data-parallel collectives (ZeRO-3, or overlapped gradient
+// reduction): what one GPU moves per layer of a stage: its BF16 parameters
+// gathered and FP32 gradients reduced, dense over the dense data-parallel
 // group and routed experts over the expert group (nothing over a group of
-// one). Empty when no group shards anything.
+// one). Empty when the plan has no per-layer collectives or no group has
+// peers.
 std::vector<LayerShard> layer_shards(const std::vector<LayerKind>& kinds, const Architecture& arch,
                                      const ParallelPlan& plan, int dp_dense, int dp_expert) {
   constexpr double kGradBytes = 4.0, kParamBytes = 2.0;
   std::vector<LayerShard> out;
-  if (plan.zero_stage < 3 || (dp_dense <= 1 && dp_expert <= 1)) return out;
+  if ((plan.zero_stage < 3 && !plan.overlap_grad_reduce) || (dp_dense <= 1 && dp_expert <= 1)) return out;
   for (LayerKind k : kinds) {
     StageCost sc;
     add_layer_params(sc, arch, plan, k);
@@ -428,6 +433,25 @@ std::vector<StageTimer::Kinds> stage_kinds(const std::vector<LayerKind>& seq, co
   return out;
 }
 
+// Overlapped gradient reduction in the estimate: the reductions of a stage's
+// layers hide behind its last backward except the last layer's (the
+// stage's first), which follows it; the rank's largest such, alone.
+template <typename Coll>
+Time last_reduction(const StepInputs& in, const Schedule& sched, const std::vector<StageTimer::Kinds>& kinds, int rk,
+                    bool all_reduce, const Coll& coll) {
+  const int copies = stage_copies(sched);
+  const int dp_dense = in.plan->dp * copies;
+  const int dp_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * copies;
+  const CommKind k = all_reduce ? CommKind::DpAllReduce : CommKind::DpReduceScatter;
+  Time worst = Time::zero();
+  for (int st : sched.stages_of_rank(rk)) {
+    const auto shards = layer_shards(kinds[static_cast<std::size_t>(st)], *in.arch, *in.plan, dp_dense, dp_expert);
+    if (shards.empty()) continue;
+    worst = max(worst, coll(k, false, shards.front().dense_grad_bytes) + coll(k, true, shards.front().expert_grad_bytes));
+  }
+  return worst;
+}
+
 // Gradient synchronisation and optimizer of every rank, each collective
 // alone on the fabric (tail_work's steps, in the cluster executor's order).
 std::vector<Time> tail_alone(const StepInputs& in, const Schedule& sched, const std::vector<StageTimer::Kinds>& kinds,
@@ -460,6 +484,8 @@ std::vector<Time> tail_alone(const StepInputs& in, const Schedule& sched, const 
              coll(CommKind::DpReduceScatter, true, t.expert_grad_bytes) +
              coll(CommKind::DpAllGather, true, t.expert_param_bytes);
     }
+    if (in.plan->overlap_grad_reduce && in.plan->zero_stage < 3)
+      sum += last_reduction(in, sched, kinds, rk, t.all_reduce, coll);
     out.push_back(sum);
   }
   return out;
@@ -620,6 +646,7 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
     if (ls.empty()) break;
     ci.layer_shards.push_back(std::move(ls));
   }
+  ci.layer_sync = plan.zero_stage >= 3 ? LayerSync::Zero3 : LayerSync::GradientsOverlapped;
   ci.slowdown = in.slowdown;
   const StepTraffic& traffic = fabric.traffic;
   ci.traffic = [&traffic](CommKind k, const std::vector<int>& m, double bytes, int st) {
@@ -741,9 +768,10 @@ void memory_per_rank(StepResult& r, const Architecture& arch, const ParallelPlan
       params += sc.params_per_gpu;
       expert += sc.expert_params_per_gpu;
       transient = std::max(transient, sc.transient.value());
-      for (const LayerShard& l : layer_shards(sc.layers, arch, plan, r.dp_group_dense, r.dp_group_expert))
-        gathered = std::max(gathered, 2.0 * (l.dense_param_bytes + l.expert_param_bytes + l.dense_grad_bytes +
-                                             l.expert_grad_bytes));
+      if (plan.zero_stage >= 3)
+        for (const LayerShard& l : layer_shards(sc.layers, arch, plan, r.dp_group_dense, r.dp_group_expert))
+          gathered = std::max(gathered, 2.0 * (l.dense_param_bytes + l.expert_param_bytes + l.dense_grad_bytes +
+                                               l.expert_grad_bytes));
     }
     transient += gathered;
     const double dense = params - expert;

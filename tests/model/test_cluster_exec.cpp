@@ -92,6 +92,36 @@ struct Setup {
 
 ChunkProgram program(ChunkPass pass, std::vector<TimedOp> ops) { return ChunkProgram{pass, std::move(ops)}; }
 
+TimedOp at(TimedOp t, int layer) {
+  t.layer = layer;
+  return t;
+}
+
+// One rank (pp = 1) of a dp = 2 pair (GPUs 0 and 1 of one node) running
+// two layers: forward 1 us each, full backward 100 us each (layers 1 then
+// 0), `m` micro-batches of 1F1B; each layer moves 2 MB of parameters and
+// 4 MB of gradients.
+ParallelPlan dp_pair() {
+  ParallelPlan p;
+  p.dp = 2;
+  return p;
+}
+
+struct LayeredPair {
+  hw::ClusterSpec c = mpft(1);
+  Setup s;
+  explicit LayeredPair(int m)
+      : s(c, dp_pair(), make_schedule(ScheduleKind::OneFOneB, 1, m),
+          program(ChunkPass::Forward, {at(compute(1), 0), at(compute(1), 1)}),
+          program(ChunkPass::BackwardFull, {at(compute(100), 1), at(compute(100), 0)})) {
+    s.in.layer_shards = {{LayerShard{2e6, 0, 4e6, 0}, LayerShard{2e6, 0, 4e6, 0}}};
+  }
+  // A ring of two sends half of each GPU's bytes to the peer over NVLink.
+  Time ring(double bytes) const {
+    return c.gpu.nvlink_latency + sim::transfer_duration(bytes / 2, c.gpu.nvlink_unidir.value());
+  }
+};
+
 }  // namespace
 
 TEST_SUITE("unit") {
@@ -205,20 +235,10 @@ TEST_CASE("cluster execution: ZeRO-3 gathers each layer before it and scatters i
   // Step = T_F + a + 200 + s = 3a + s + 201 us (no optimizer work).
   // Exposed waits for gathers: a (forward layer 0) + (a - 1) (layer 1) + a
   // (backward layer 1) = 3a - 1 us.
-  const hw::ClusterSpec c = mpft(1);
-  ParallelPlan plan;
-  plan.dp = 2;
-  auto at = [](TimedOp t, int layer) {
-    t.layer = layer;
-    return t;
-  };
-  const ChunkProgram f = program(ChunkPass::Forward, {at(compute(1), 0), at(compute(1), 1)});
-  const ChunkProgram bw = program(ChunkPass::BackwardFull, {at(compute(100), 1), at(compute(100), 0)});
-  Setup s(c, plan, make_schedule(ScheduleKind::OneFOneB, 1, 1), f, bw);
-  s.in.layer_shards = {{LayerShard{2e6, 0, 4e6, 0}, LayerShard{2e6, 0, 4e6, 0}}};
-  const double rate = c.gpu.nvlink_unidir.value();
-  const Time a = c.gpu.nvlink_latency + sim::transfer_duration(1e6, rate);
-  const Time sc = c.gpu.nvlink_latency + sim::transfer_duration(2e6, rate);
+  LayeredPair lp(1);
+  Setup& s = lp.s;
+  const Time a = lp.ring(2e6);
+  const Time sc = lp.ring(4e6);
   REQUIRE(a > Time::us(1));
   REQUIRE(sc < Time::us(100));
   for (Fidelity fid : {Fidelity::Full, Fidelity::Collapsed}) {
@@ -230,6 +250,69 @@ TEST_CASE("cluster execution: ZeRO-3 gathers each layer before it and scatters i
     CHECK(std::llabs((r.gpus[0].exposed_dp - (a * 3 - Time::us(1))).count_ps()) <= 8);
     CHECK(std::llabs((r.gpus[0].sync_end - r.gpus[0].pipeline_end - sc).count_ps()) <= 8);
   }
+}
+
+TEST_CASE("cluster execution: overlapped gradient reduction runs in each stage's last backward only") {
+  // pp=1, dp=2 (GPUs 0 and 1 of one node), ZeRO-1, two micro-batches (1F1B:
+  // F0 F1 B0 B1 on one rank). Each layer reduce-scatters G = 4 MB of
+  // gradients, s = L + 2 MB / R alone; the tail then all-gathers
+  // the stage's 4 MB of parameters (a = L + 2 MB / R). Only B1, the last
+  // backward, reduces. 1F1B on one rank runs F0 [0, 2], B0 [2, 202],
+  // F1 [202, 204], B1 [204, 404] (layers 1 then 0, 100 us each); layer 1's
+  // reduction starts with layer 0's kernel at 304 and ends at 304 + s
+  // (s < 100 us); layer 0's starts at 404 and ends at 404 + s; the tail's
+  // all-gather follows: step = 404 + s + a.
+  LayeredPair lp(2);
+  Setup& s = lp.s;
+  s.in.layer_sync = LayerSync::GradientsOverlapped;
+  s.in.tail[0].dense_param_bytes = 4e6;  // the whole stage's parameters, gathered after the pipeline
+  const Time a = lp.ring(4e6);
+  const Time sc = lp.ring(4e6);
+  REQUIRE(sc < Time::us(100));
+  for (Fidelity fid : {Fidelity::Full, Fidelity::Collapsed}) {
+    CAPTURE(to_string(fid));
+    s.in.fidelity = fid;
+    const ClusterExecResult r = execute_cluster(s.in);
+    CHECK(r.exec.makespan == Time::us(404));
+    CHECK(std::llabs((r.step_time - (Time::us(404) + sc + a)).count_ps()) <= 8);  // rounding of the bundles' rates
+    CHECK(r.gpus[0].exposed_dp == Time::zero());  // no gathers
+  }
+}
+
+TEST_CASE("cluster execution: overlapped gradient reduction under DualPipe (mirror ranks share a stage)") {
+  // pp=2 DualPipe, dp=2: both ranks hold both stages, so each stage's
+  // gradient group is 4 GPUs on two ranks that finish the stage at
+  // different ops and in opposite orders. With a stream per stage and keys
+  // by stage the reductions must meet (no deadlock), full and collapsed
+  // fidelity must agree, and overlapping cannot be slower than reducing the
+  // same bytes after the pipeline.
+  ParallelPlan plan;
+  plan.pp = 2;
+  plan.dp = 2;
+  const ChunkProgram f = program(ChunkPass::Forward, {at(compute(5), 0), at(compute(5), 1)});
+  const ChunkProgram bw = program(ChunkPass::BackwardFull, {at(compute(10), 1), at(compute(10), 0)});
+  Setup s(mpft(1), plan, make_schedule(ScheduleKind::DualPipe, 2, 8), f, bw);
+  for (int st = 0; st < 2; ++st) {
+    s.b[static_cast<std::size_t>(st)] = program(ChunkPass::BackwardInput, {at(compute(5), 1), at(compute(5), 0)});
+    s.w[static_cast<std::size_t>(st)] = program(ChunkPass::BackwardWeight, {at(compute(5), 1), at(compute(5), 0)});
+  }
+  for (const auto& ops : s.schedule.per_rank)
+    for (const ScheduleOp& op : ops)
+      if (op.type == ChunkOpType::FB) s.in.fb_comm_order[{op.fwd.stage, op.bwd.stage}] = {};
+  // After the pipeline: both stages' 2 x 8 MB of gradients per GPU.
+  for (auto& t : s.in.tail) t.dense_grad_bytes = 32e6;
+  const ClusterExecResult after = execute_cluster(s.in);
+  for (auto& t : s.in.tail) t.dense_grad_bytes = 0;
+  s.in.layer_shards.assign(2, {LayerShard{0, 0, 8e6, 0}, LayerShard{0, 0, 8e6, 0}});
+  s.in.layer_sync = LayerSync::GradientsOverlapped;
+  s.in.fidelity = Fidelity::Full;
+  const ClusterExecResult full = execute_cluster(s.in);
+  s.in.fidelity = Fidelity::Collapsed;
+  const ClusterExecResult collapsed = execute_cluster(s.in);
+  CHECK(full.step_time == collapsed.step_time);
+  CHECK(collapsed.step_time <= after.step_time);
+  CHECK(collapsed.exec.makespan == after.exec.makespan);  // the pipeline itself is not slowed here
+  CHECK(collapsed.collectives > after.collectives);       // per layer and stage, not one per GPU
 }
 
 TEST_CASE("cluster execution: ZeRO-3 input checks") {

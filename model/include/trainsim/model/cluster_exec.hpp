@@ -41,6 +41,13 @@
 //   next are gathered). A kernel whose layer is not gathered yet waits, and
 //   that wait is exposed data-parallel communication. The tail then has only
 //   the optimizer, after the GPU's last reduce-scatter.
+// * Overlapped gradient reduction (ZeRO 0-2 with overlap_grad_reduce,
+//   LayerSync::GradientsOverlapped): in the last op of each stage that makes
+//   its weight gradients on a GPU, each layer's gradients are all-reduced
+//   (ZeRO 0) or reduce-scattered (ZeRO 1-2) once the layer's kernels are
+//   done, on one data-parallel stream per stage (so mirror ranks, which
+//   finish their two stages in opposite orders, agree on each stream's
+//   order); the tail keeps the parameter all-gathers and the optimizer.
 //
 // Symmetry (fidelity)
 // -------------------
@@ -133,6 +140,12 @@ struct LayerShard {
   double expert_grad_bytes = 0;
 };
 
+// How the collectives of `layer_shards` run.
+enum class LayerSync {
+  Zero3,                // gather before each layer, scatter after it, every chunk
+  GradientsOverlapped,  // reduce each layer's gradients in its stage's last backward
+};
+
 struct TailCollective {
   CommKind kind = CommKind::None;
   bool expert = false;
@@ -162,6 +175,7 @@ struct ClusterExecInputs {
   // parameters are whole on every GPU (ZeRO 0-2). Needs every stage held by
   // one rank (not DualPipe's two copies).
   std::vector<std::vector<LayerShard>> layer_shards;
+  LayerSync layer_sync = LayerSync::Zero3;  // GradientsOverlapped: only the gradient fields are used
   std::vector<double> slowdown;    // per GPU compute-time factor; empty: all 1
   TrafficFn traffic;               // required
   // Skewed routing: both or neither. Empty: one routing state everywhere.

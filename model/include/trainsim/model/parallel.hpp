@@ -35,6 +35,12 @@ struct ParallelPlan {
   // into the reduce-scatters of their outputs (Megatron/Transformer Engine
   // tp_comm_overlap; needs sequence parallelism).
   bool tp_comm_overlap = false;
+  // ZeRO 0-2: each layer's gradients are reduced (all-reduce under ZeRO 0,
+  // reduce-scatter otherwise) as soon as the last backward of its stage has
+  // made them, beside the remaining backward (PyTorch DDP's buckets,
+  // Megatron's overlap_grad_reduce, DeepSpeed's overlap_comm), instead of
+  // after the pipeline. ZeRO-3 always does so.
+  bool overlap_grad_reduce = false;
   int comm_sms = 0;           // SMs reserved for communication kernels
   // Layers (embedding, decoder layers, head, MTP modules, in model order) of
   // each stage; empty: searched (partition.hpp).
