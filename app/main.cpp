@@ -235,6 +235,10 @@ int main(int argc, char** argv) {
       outputs.prepare();
       auto scenario = trainsim::app::load_scenario(scenario_file);
       if (!calibration_override.empty()) scenario.calibration = calibration_override;
+      if (!chakra_dir.empty() && (scenario.plan.zero_stage >= 3 || scenario.plan.overlap_grad_reduce))
+        throw trainsim::InputError("--chakra", "", "\"" + chakra_dir + "\"",
+                                   "a scenario without per-layer data-parallel collectives: the Chakra export does not "
+                                   "write those of zero_stage 3 or overlap_grad_reduce yet");
       trainsim::app::SimulateOptions opts;
       opts.fidelity = fidelity == "full"        ? trainsim::app::FidelityChoice::Full
                       : fidelity == "collapsed" ? trainsim::app::FidelityChoice::Collapsed

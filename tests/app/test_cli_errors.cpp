@@ -123,6 +123,18 @@ TEST_CASE("CLI errors: ZeRO-3 with DualPipe is refused at /parallelism/zero_stag
   check_nothing_written(d, 1);
 }
 
+TEST_CASE("CLI errors: --chakra with per-layer data-parallel collectives is refused before the run") {
+  // The export writes the tail's gradient sync, not ZeRO-3's or
+  // overlap_grad_reduce's per-layer collectives: one line, nothing written.
+  const fs::path d = fresh_dir("chakra-zero3");
+  Json j = parse_json_file(std::string(TRAINSIM_SOURCE_DIR) + "/scenarios/llama3-8b-16xH100.json");
+  j["parallelism"]["zero_stage"] = 3;
+  write(d / "in.json", j.dump());
+  const Run r = run("simulate in.json --chakra ck --report r.json", d);
+  check_input_error(r, "--chakra", "");
+  check_nothing_written(d, 1);
+}
+
 TEST_CASE("CLI errors: work that cannot fit is refused before it starts") {
   const fs::path d = fresh_dir("limits");
   // seq_len 2^23 (inside the key's range) overflows simulated time: named
