@@ -311,17 +311,20 @@ bool is_dp(model::CommKind k) {
   return k == model::CommKind::DpReduceScatter || k == model::CommKind::DpAllGather || k == model::CommKind::DpAllReduce;
 }
 
-// With a recorded simulation: the tail (gradient synchronisation, from the
-// first to the last data-parallel flow of the rank) on the chunk band, and
+// With a recorded simulation: the tail (gradient synchronisation after the
+// rank's last op, to its last data-parallel flow) on the chunk band, and
 // the rank's flows on two thin lanes under it (pipeline transfers;
-// collectives), merged where closer than a pixel.
+// collectives, with the data-parallel ones ZeRO-3 or overlap_grad_reduce
+// run during the pipeline), merged where closer than a pixel.
 void rank_flows(const Simulation& sim, int rank, const TimelineLayout& l, std::string& o) {
   const double tol = 1.0 / l.px_per_s();
+  const auto& ops = sim.step.exec.timeline[static_cast<std::size_t>(rank)];
+  const double pipeline_end = ops.empty() ? 0.0 : secs(ops.back().end);
   Stretches tail;
   std::vector<std::pair<std::string, Stretches>> lanes;
   for (const auto& t : sim.step.transfers) {
     if (t.rank != rank) continue;
-    if (is_dp(t.kind)) tail.emplace_back(secs(t.start), secs(t.end));
+    if (is_dp(t.kind) && secs(t.end) > pipeline_end) tail.emplace_back(std::max(secs(t.start), pipeline_end), secs(t.end));
     const std::string cls = flow_class(t.kind);
     auto it = std::find_if(lanes.begin(), lanes.end(), [&](const auto& p) { return p.first == cls; });
     if (it == lanes.end()) it = lanes.insert(lanes.end(), {cls, {}});
