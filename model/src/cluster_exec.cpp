@@ -80,20 +80,25 @@ struct Running {
   bool allow = false;          // the last started kernel lets the next start with it
   int comm_index = 0;          // kernel index of its collective in flight
   CommKind blocked_by = CommKind::None;  // a collective was the last thing it waited for
-  // ZeRO-3 (empty `layers`: none).
+  bool next_ready() const { return running == 0 || (running == 1 && allow); }
+};
+
+// A running program's per-layer data-parallel collectives (ZeRO-3,
+// overlapped gradient reduction), kept beside Running so the executor's
+// hot state does not grow when they are off.
+struct LayerSyncState {
   int stage = 0;
   const ProgramLayers* layers = nullptr;
   bool gathers = false;        // its kernels need their layer's parameters gathered
-  bool scatters = false;       // it makes weight gradients, reduce-scattered per layer
+  bool scatters = false;       // it makes weight gradients, reduced per layer
   int requested = 0;           // layer positions whose gather was issued
   int gathered = 0;            // positions whose parameters are here
-  int scattered = 0;           // positions whose reduce-scatter was issued
+  int scattered = 0;           // positions whose reduction was issued
   int started_pos = -1;        // position of the last kernel started
   int stream = 0;              // its data-parallel stream
   bool param_wait = false;     // kernel pc waits for its layer's parameters
   Time param_wait_since{};
-  bool next_ready() const { return running == 0 || (running == 1 && allow); }
-  bool params_ready() const { return !gathers || layers->pos[pc] < gathered; }
+  bool params_ready(std::size_t pc) const { return !gathers || layers->pos[pc] < gathered; }
 };
 
 // One collective of a data-parallel stream: a layer's parameter all-gather
@@ -188,11 +193,12 @@ class ClusterExecutor {
   void start_kernel(int gi, int p, Stream s);
   void kernel_done(int gi, int p, Stream s, Time begin, int index);
   void advance(int gi, int p, CommKind finished);
-  void make_ready(Running& r);
-  void expose(Gpu& g, Running& r, Time now);
+  void make_ready(int gi, int p);
+  void expose(int gi, int p, Time now);
 
   // ---- ZeRO-3: parameter gathers and gradient scatters per layer ----
-  void shard_begin(int gi, int p);
+  void shard_begin(int gi, int p, int stage);
+  void shard_program_end(int gi, int p);
   void shard_kernel(int gi, int p, int pos);
   void shard_request(int gi, int p, int pos, bool scatter);
   void shard_pump(int gi, int stream);
@@ -229,6 +235,8 @@ class ClusterExecutor {
   std::map<std::pair<int, int>, std::vector<int>> members_;
   std::map<std::pair<int, int>, int> sim_members_;
   std::map<const ChunkProgram*, ProgramLayers> program_layers_;  // layer syncs
+  bool sync_on_ = false;                                // layer_shards given
+  std::vector<std::array<LayerSyncState, 2>> sync_;     // per GPU and program slot, when sync_on_
   // Overlapped gradient reduction: per rank, (stage, index of the last op
   // making the stage's weight gradients).
   std::vector<std::vector<std::pair<int, int>>> last_wgrad_;
@@ -298,6 +306,7 @@ ClusterExecutor::ClusterExecutor(const ClusterExecInputs& in)
     net_.add_link(std::move(l));
   }
   bounded_.assign(links.size(), Time::zero());
+  sync_on_ = !in.layer_shards.empty();
   const std::size_t n = ix_.size() * static_cast<std::size_t>(slots_);
   fwd_input_.assign(n, 0);
   fwd_done_.assign(n, 0);
@@ -308,6 +317,7 @@ ClusterExecutor::ClusterExecutor(const ClusterExecInputs& in)
 
 void ClusterExecutor::make_gpus() {
   gpus_.resize(static_cast<std::size_t>(s_.ranks) * static_cast<std::size_t>(slots_));
+  if (sync_on_) sync_.resize(gpus_.size());
   for (int r = 0; r < s_.ranks; ++r) {
     const std::vector<TailStep> tail = tail_of(r);
     for (int k = 0; k < slots_; ++k) {
@@ -415,8 +425,9 @@ void ClusterExecutor::begin_op(int gi, const ScheduleOp& op) {
     r.waiting = true;
     r.backward = backward;
     r.role = role;
-    r.stage = stage;
-    g.prog[static_cast<std::size_t>(g.nprog++)] = r;
+    g.prog[static_cast<std::size_t>(g.nprog)] = r;
+    if (sync_on_) shard_begin(gi, g.nprog, stage);
+    ++g.nprog;
   };
   switch (op.type) {
     case ChunkOpType::F: add(in_.program_f, op.fwd.stage, false); break;
@@ -434,8 +445,6 @@ void ClusterExecutor::begin_op(int gi, const ScheduleOp& op) {
     }
   }
   g.unfinished = g.nprog;
-  if (!in_.layer_shards.empty())
-    for (int p = 0; p < g.nprog; ++p) shard_begin(gi, p);
 }
 
 void ClusterExecutor::op_done(int gi) {
@@ -562,12 +571,12 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
   const int index = static_cast<int>(r.pc);
   const TimedOp& op = r.program->ops[r.pc];
   const Time now = engine_.now();
-  if (r.layers) shard_kernel(gi, p, r.layers->pos[r.pc]);
+  if (sync_on_) shard_kernel(gi, p, sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)].layers->pos[r.pc]);
   ++r.pc;
   ++r.running;
   r.allow = op.concurrent_with_next;
   if (s == Stream::Compute) {
-    expose(g, r, now);
+    expose(gi, p, now);
     g.compute_busy = true;
     const Time base = in_.retime ? in_.retime(g.id, op, state_of(g, r, op)) : op.duration;
     const Time d = g.slowdown == 1.0 ? base : Time::seconds(base.to_seconds() * g.slowdown);
@@ -580,9 +589,9 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
     const int state = is_ep(op.op.comm.kind) && in_.routing_state ? state_of(g, r, op) : 0;
     join(gi, p, op.op.comm.kind, false, op.op.comm.bytes.value(), key, state);
   }
-  if (r.allow && r.pc < r.program->ops.size() && !r.waiting && !r.param_wait) {
+  if (r.allow && r.pc < r.program->ops.size() && !r.waiting) {
     // The next kernel starts with this one (on the other stream).
-    make_ready(r);
+    make_ready(gi, p);
     dispatch(gi);
   }
 }
@@ -590,9 +599,13 @@ void ClusterExecutor::start_kernel(int gi, int p, Stream s) {
 // The compute stream sat idle before this program's kernel; if a collective
 // of the program was the last thing it waited for, the wait since that
 // collective started is exposed communication.
-void ClusterExecutor::expose(Gpu& g, Running& r, Time now) {
+void ClusterExecutor::expose(int gi, int p, Time now) {
+  Gpu& g = gpus_[static_cast<std::size_t>(gi)];
+  Running& r = g.prog[static_cast<std::size_t>(p)];
   if (r.blocked_by != CommKind::None && now > g.compute_idle_since) {
-    const Time since = r.blocked_by == CommKind::DpAllGather ? r.param_wait_since : r.comm_started;
+    const Time since = r.blocked_by == CommKind::DpAllGather
+                           ? sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)].param_wait_since
+                           : r.comm_started;
     const Time gap = now - max(g.compute_idle_since, since);
     switch (r.blocked_by) {
       case CommKind::EpDispatch: g.stats.exposed.ep_dispatch += gap; break;
@@ -642,25 +655,28 @@ void ClusterExecutor::advance(int gi, int p, CommKind finished) {
   if (r.running == 0) r.blocked_by = finished;
   if (r.pc >= r.program->ops.size()) {
     if (r.running != 0) return;
-    // ZeRO-3: the last layers' gradients, now complete.
-    if (r.scatters)
-      while (r.scattered < static_cast<int>(r.layers->layer.size())) shard_request(gi, p, r.scattered++, true);
+    if (sync_on_) shard_program_end(gi, p);
     if (--g.unfinished == 0) op_done(gi);
     return;
   }
-  if (!r.waiting && !r.param_wait && r.next_ready()) make_ready(r);
+  if (!r.waiting && r.next_ready()) make_ready(gi, p);
 }
 
 // Kernel pc is next in its program: it waits for its stream, or first for
-// its layer's parameters (ZeRO-3).
-void ClusterExecutor::make_ready(Running& r) {
-  if (r.params_ready()) {
-    r.waiting = true;
-    r.ready_at = engine_.now();
-    return;
+// its layer's parameters (ZeRO-3). Called once per kernel.
+void ClusterExecutor::make_ready(int gi, int p) {
+  Running& r = gpus_[static_cast<std::size_t>(gi)].prog[static_cast<std::size_t>(p)];
+  if (sync_on_) {
+    LayerSyncState& ls = sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)];
+    if (ls.param_wait) return;
+    if (!ls.params_ready(r.pc)) {
+      ls.param_wait = true;
+      ls.param_wait_since = engine_.now();
+      return;
+    }
   }
-  r.param_wait = true;
-  r.param_wait_since = engine_.now();
+  r.waiting = true;
+  r.ready_at = engine_.now();
 }
 
 // ---------------------------------------------------------------------------
@@ -781,32 +797,42 @@ void ClusterExecutor::record_collective(const Gpu& g, int p, const sim::FlowReco
 // ZeRO-3: each layer's parameters gathered before its first kernel and its
 // gradients scattered after its last, on the GPU's data-parallel stream.
 
-void ClusterExecutor::shard_begin(int gi, int p) {
+void ClusterExecutor::shard_begin(int gi, int p, int stage) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   Running& r = g.prog[static_cast<std::size_t>(p)];
+  LayerSyncState& ls = sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)];
+  ls = LayerSyncState{};
+  ls.stage = stage;
   auto it = program_layers_.find(r.program);
   if (it == program_layers_.end()) it = program_layers_.emplace(r.program, program_layers(*r.program)).first;
-  r.layers = &it->second;
+  ls.layers = &it->second;
   const ChunkPass pass = r.program->pass;
   const bool makes_grads = pass == ChunkPass::BackwardWeight || pass == ChunkPass::BackwardFull;
   if (in_.layer_sync == LayerSync::GradientsOverlapped) {
     // Only the stage's last gradient-making op reduces, on its stage's stream.
-    r.scatters = makes_grads && static_cast<int>(g.next) == last_weight_grad_op(g.rank, r.stage);
+    ls.scatters = makes_grads && static_cast<int>(g.next) == last_weight_grad_op(g.rank, stage);
     const auto& mine = s_.stages_of_rank(g.rank);
-    r.stream = static_cast<int>(std::find(mine.begin(), mine.end(), r.stage) - mine.begin());
+    ls.stream = static_cast<int>(std::find(mine.begin(), mine.end(), stage) - mine.begin());
     return;
   }
-  r.gathers = pass != ChunkPass::BackwardWeight;
-  r.scatters = makes_grads;
+  ls.gathers = pass != ChunkPass::BackwardWeight;
+  ls.scatters = makes_grads;
   // The first two layers now: the first is needed at once, the second is
   // FSDP's prefetch.
-  if (r.gathers)
-    while (r.requested < std::min(2, static_cast<int>(r.layers->layer.size()))) shard_request(gi, p, r.requested++, false);
-  if (!r.params_ready()) {
+  if (ls.gathers)
+    while (ls.requested < std::min(2, static_cast<int>(ls.layers->layer.size()))) shard_request(gi, p, ls.requested++, false);
+  if (!ls.params_ready(r.pc)) {
     r.waiting = false;
-    r.param_wait = true;
-    r.param_wait_since = engine_.now();
+    ls.param_wait = true;
+    ls.param_wait_since = engine_.now();
   }
+}
+
+// The program's last kernel is done: reduce the last layers' gradients.
+void ClusterExecutor::shard_program_end(int gi, int p) {
+  LayerSyncState& ls = sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)];
+  if (ls.scatters)
+    while (ls.scattered < static_cast<int>(ls.layers->layer.size())) shard_request(gi, p, ls.scattered++, true);
 }
 
 int ClusterExecutor::last_weight_grad_op(int rank, int stage) const {
@@ -819,14 +845,14 @@ int ClusterExecutor::last_weight_grad_op(int rank, int stage) const {
 // parameters (FSDP's one-layer prefetch), and reduce the gradients of the
 // layers before it, now complete.
 void ClusterExecutor::shard_kernel(int gi, int p, int pos) {
-  Running& r = gpus_[static_cast<std::size_t>(gi)].prog[static_cast<std::size_t>(p)];
-  if (pos <= r.started_pos) return;
-  r.started_pos = pos;
-  const int layers = static_cast<int>(r.layers->layer.size());
-  if (r.gathers)
-    while (r.requested < std::min(pos + 2, layers)) shard_request(gi, p, r.requested++, false);
-  if (r.scatters)
-    while (r.scattered < pos) shard_request(gi, p, r.scattered++, true);
+  LayerSyncState& ls = sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)];
+  if (pos <= ls.started_pos) return;
+  ls.started_pos = pos;
+  const int layers = static_cast<int>(ls.layers->layer.size());
+  if (ls.gathers)
+    while (ls.requested < std::min(pos + 2, layers)) shard_request(gi, p, ls.requested++, false);
+  if (ls.scatters)
+    while (ls.scattered < pos) shard_request(gi, p, ls.scattered++, true);
 }
 
 // Queue the gather (or gradient reduction) of layer position `pos` of
@@ -838,13 +864,14 @@ void ClusterExecutor::shard_kernel(int gi, int p, int pos) {
 void ClusterExecutor::shard_request(int gi, int p, int pos, bool scatter) {
   Gpu& g = gpus_[static_cast<std::size_t>(gi)];
   const Running& r = g.prog[static_cast<std::size_t>(p)];
-  const LayerShard& ls = in_.layer_shards[static_cast<std::size_t>(r.stage)]
-                                         [static_cast<std::size_t>(r.layers->layer[static_cast<std::size_t>(pos)])];
+  const LayerSyncState& st = sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)];
+  const LayerShard& ls = in_.layer_shards[static_cast<std::size_t>(st.stage)]
+                                         [static_cast<std::size_t>(st.layers->layer[static_cast<std::size_t>(pos)])];
   const bool zero3 = in_.layer_sync == LayerSync::Zero3;
   const CommKind kind = !scatter ? CommKind::DpAllGather
                         : !zero3 && in_.tail[static_cast<std::size_t>(g.rank)].all_reduce ? CommKind::DpAllReduce
                                                                                            : CommKind::DpReduceScatter;
-  Gpu::DpStream& d = g.streams[static_cast<std::size_t>(r.stream)];
+  Gpu::DpStream& d = g.streams[static_cast<std::size_t>(st.stream)];
   const std::size_t before = d.queue.size();
   for (const bool expert : {false, true}) {
     const double bytes = scatter ? (expert ? ls.expert_grad_bytes : ls.dense_grad_bytes)
@@ -852,12 +879,12 @@ void ClusterExecutor::shard_request(int gi, int p, int pos, bool scatter) {
     if (bytes <= 0) continue;
     // Keys below -1: apart from the programs' kernels (>= 0) and the tail.
     const int where = -2 - (((pos * 2 + (zero3 ? r.role : 0)) * 2 + (expert ? 1 : 0)) * 2 + (scatter ? 1 : 0));
-    const int op = zero3 ? static_cast<int>(g.next) : -2 - r.stage;
+    const int op = zero3 ? static_cast<int>(g.next) : -2 - st.stage;
     d.queue.push_back(ShardStep{kind, expert, bytes, p, false, InstanceKey{0, 0, op, where}});
   }
   if (d.queue.size() == before) d.queue.push_back(ShardStep{CommKind::None, false, 0, p, false, {}});
   d.queue.back().completes = !scatter;
-  shard_pump(gi, r.stream);
+  shard_pump(gi, st.stream);
 }
 
 void ClusterExecutor::shard_pump(int gi, int stream) {
@@ -884,9 +911,10 @@ void ClusterExecutor::shard_done(int gi, int stream) {
   d.busy = false;
   if (st.completes) {
     Running& r = g.prog[static_cast<std::size_t>(st.prog)];
-    ++r.gathered;
-    if (r.param_wait && r.params_ready()) {
-      r.param_wait = false;
+    LayerSyncState& ls = sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(st.prog)];
+    ++ls.gathered;
+    if (ls.param_wait && ls.params_ready(r.pc)) {
+      ls.param_wait = false;
       r.waiting = true;
       r.ready_at = engine_.now();
       if (r.running == 0) r.blocked_by = CommKind::DpAllGather;
