@@ -267,6 +267,13 @@ void check_shards(const ClusterExecInputs& in) {
       for (const TimedOp& op : (*progs)[st].ops)
         if (op.layer < 0 || op.layer >= static_cast<int>(in.layer_shards[st].size()))
           throw std::invalid_argument("execute_cluster: a layer shard is missing");
+  // A layer missing from a gradient-making program would never be reduced.
+  for (const auto* progs : {in.program_w, in.program_bw})
+    for (std::size_t st = 0; st < progs->size(); ++st) {
+      const ChunkProgram& pr = (*progs)[st];
+      if (!pr.ops.empty() && program_layers(pr).layer.size() != in.layer_shards[st].size())
+        throw std::invalid_argument("execute_cluster: a gradient-making program must run every layer of its stage");
+    }
   if (in.layer_sync != LayerSync::Zero3) return;
   std::vector<int> holders(static_cast<std::size_t>(s.stages), 0);
   for (int rk = 0; rk < s.ranks; ++rk) {
@@ -340,10 +347,18 @@ void ClusterExecutor::make_gpus() {
       for (int st : s_.stages_of_rank(r)) last.emplace_back(st, -1);
       const auto& ops = s_.per_rank[static_cast<std::size_t>(r)];
       for (std::size_t i = 0; i < ops.size(); ++i) {
-        if (ops[i].type != ChunkOpType::W && ops[i].type != ChunkOpType::BW && ops[i].type != ChunkOpType::FB) continue;
+        const auto* progs = ops[i].type == ChunkOpType::W                                   ? in_.program_w
+                            : ops[i].type == ChunkOpType::BW || ops[i].type == ChunkOpType::FB ? in_.program_bw
+                                                                                               : nullptr;
+        // An op whose program is empty runs nothing and cannot reduce.
+        if (!progs || (*progs)[static_cast<std::size_t>(ops[i].bwd.stage)].ops.empty()) continue;
         for (auto& [st, op] : last)
           if (st == ops[i].bwd.stage) op = static_cast<int>(i);
       }
+      for (const auto& [st, op] : last)
+        if (op < 0)
+          throw std::invalid_argument(fmt::format(
+              "execute_cluster: rank {} runs no op making stage {}'s weight gradients: nothing to reduce them in", r, st));
     }
   }
   const auto ranks = static_cast<std::size_t>(s_.ranks);

@@ -326,6 +326,12 @@ TEST_CASE("cluster execution: ZeRO-3 input checks") {
     s.in.layer_shards = {{LayerShard{1e6, 0, 2e6, 0}}};
     CHECK_THROWS_AS(execute_cluster(s.in), std::invalid_argument);
   }
+  SUBCASE("every layer of a gradient-making program (else its gradients would never be reduced)") {
+    Setup s(mpft(1), plan, make_schedule(ScheduleKind::OneFOneB, 2, 2), f, bw);
+    s.in.layer_shards.assign(2, {LayerShard{1e6, 0, 2e6, 0}, LayerShard{1e6, 0, 2e6, 0}});  // bw runs layer 0 only
+    s.in.layer_sync = LayerSync::GradientsOverlapped;
+    CHECK_THROWS_AS(execute_cluster(s.in), std::invalid_argument);
+  }
   SUBCASE("no overlapped F&B pairs (DualPipeV)") {
     Setup s(mpft(1), plan, make_schedule(ScheduleKind::DualPipeV, 2, 4), f, bw);
     s.in.layer_shards.assign(4, {LayerShard{1e6, 0, 2e6, 0}});
