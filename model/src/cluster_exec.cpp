@@ -204,6 +204,7 @@ class ClusterExecutor {
   void shard_pump(int gi, int stream);
   void shard_done(int gi, int stream);
   int last_weight_grad_op(int rank, int stage) const;
+  void find_last_weight_grad_ops();
 
   // ---- collectives ----
   void join(int gi, int p, CommKind kind, bool expert, double bytes, InstanceKey key, int state = 0);
@@ -340,27 +341,7 @@ void ClusterExecutor::make_gpus() {
         g.streams.resize(in_.layer_sync == LayerSync::Zero3 ? 1 : s_.stages_of_rank(r).size());
     }
   }
-  if (!in_.layer_shards.empty() && in_.layer_sync == LayerSync::GradientsOverlapped) {
-    last_wgrad_.resize(static_cast<std::size_t>(s_.ranks));
-    for (int r = 0; r < s_.ranks; ++r) {
-      auto& last = last_wgrad_[static_cast<std::size_t>(r)];
-      for (int st : s_.stages_of_rank(r)) last.emplace_back(st, -1);
-      const auto& ops = s_.per_rank[static_cast<std::size_t>(r)];
-      for (std::size_t i = 0; i < ops.size(); ++i) {
-        const auto* progs = ops[i].type == ChunkOpType::W                                   ? in_.program_w
-                            : ops[i].type == ChunkOpType::BW || ops[i].type == ChunkOpType::FB ? in_.program_bw
-                                                                                               : nullptr;
-        // An op whose program is empty runs nothing and cannot reduce.
-        if (!progs || (*progs)[static_cast<std::size_t>(ops[i].bwd.stage)].ops.empty()) continue;
-        for (auto& [st, op] : last)
-          if (st == ops[i].bwd.stage) op = static_cast<int>(i);
-      }
-      for (const auto& [st, op] : last)
-        if (op < 0)
-          throw std::invalid_argument(fmt::format(
-              "execute_cluster: rank {} runs no op making stage {}'s weight gradients: nothing to reduce them in", r, st));
-    }
-  }
+  if (sync_on_ && in_.layer_sync == LayerSync::GradientsOverlapped) find_last_weight_grad_ops();
   const auto ranks = static_cast<std::size_t>(s_.ranks);
   exec_.busy_per_rank.assign(ranks, Time::zero());
   exec_.peak_activations_per_rank.assign(ranks, 0);
@@ -848,6 +829,30 @@ void ClusterExecutor::shard_program_end(int gi, int p) {
   LayerSyncState& ls = sync_[static_cast<std::size_t>(gi)][static_cast<std::size_t>(p)];
   if (ls.scatters)
     while (ls.scattered < static_cast<int>(ls.layers->layer.size())) shard_request(gi, p, ls.scattered++, true);
+}
+
+// Overlapped gradient reduction: per rank and stage it holds, the last op
+// whose program makes the stage's weight gradients (W, BW, or an F&B pair's
+// backward; an empty program runs nothing and cannot reduce).
+void ClusterExecutor::find_last_weight_grad_ops() {
+  last_wgrad_.resize(static_cast<std::size_t>(s_.ranks));
+  for (int r = 0; r < s_.ranks; ++r) {
+    auto& last = last_wgrad_[static_cast<std::size_t>(r)];
+    for (int st : s_.stages_of_rank(r)) last.emplace_back(st, -1);
+    const auto& ops = s_.per_rank[static_cast<std::size_t>(r)];
+    for (std::size_t i = 0; i < ops.size(); ++i) {
+      const auto* progs = ops[i].type == ChunkOpType::W                                    ? in_.program_w
+                          : ops[i].type == ChunkOpType::BW || ops[i].type == ChunkOpType::FB ? in_.program_bw
+                                                                                             : nullptr;
+      if (!progs || (*progs)[static_cast<std::size_t>(ops[i].bwd.stage)].ops.empty()) continue;
+      for (auto& [st, op] : last)
+        if (st == ops[i].bwd.stage) op = static_cast<int>(i);
+    }
+    for (const auto& [st, op] : last)
+      if (op < 0)
+        throw std::invalid_argument(fmt::format(
+            "execute_cluster: rank {} runs no op making stage {}'s weight gradients: nothing to reduce them in", r, st));
+  }
 }
 
 int ClusterExecutor::last_weight_grad_op(int rank, int stage) const {
