@@ -311,7 +311,7 @@ TEST_CASE("large captures, move-only captures and std::function all run") {
   e.schedule(Time::ns(2), [&seen, p = std::move(owned)] { seen.push_back(*p); });
   std::function<void()> f = [&seen] { seen.push_back(9); };
   e.schedule(Time::ns(3), f);
-  EventHandle h = e.schedule(Time::ns(4), [&seen, big] { seen.push_back(-1); });
+  EventHandle h = e.schedule(Time::ns(4), [&seen, big] { seen.push_back(-1 - static_cast<int>(big[0])); });
   h.cancel();  // destroys the heap-stored callable at once
   e.run();
   CHECK(seen == std::vector<int>{7, 8, 9});
