@@ -80,6 +80,17 @@ int stage_copies(const Schedule& s) {
   return *std::max_element(holders.begin(), holders.end());
 }
 
+// Sizes of the data-parallel gradient groups: dense over the replicas of
+// every rank holding the same stages, routed experts over those with the
+// same EP rank.
+struct DpGroups {
+  int dense = 1, expert = 1;
+};
+DpGroups dp_groups(const ParallelPlan& plan, const Schedule& s) {
+  const int copies = stage_copies(s);
+  return {plan.dp * copies, std::max(1, plan.dp * plan.tp / plan.ep) * copies};
+}
+
 // Gradient synchronisation and optimizer work of each pipeline rank.
 // Gradients are reduced in FP32 and parameters gathered in BF16
 // (DeepSeek-V3 report §3.3: FP32 weight gradients, BF16 compute weights).
@@ -325,6 +336,12 @@ struct Fabric {
     return alone_memo.emplace(std::move(key), b.latency + b.idle_time).first->second;
   }
   mutable std::map<std::tuple<int, std::vector<int>, double>, Time> alone_memo;
+  // A collective of `gpu`'s dense or expert data-parallel group alone (zero
+  // bytes: nothing to move).
+  Time dp_alone(CommKind kind, int gpu, bool expert, double bytes) const {
+    if (bytes <= 0) return Time::zero();
+    return alone(kind, layout.dp_members(layout.dp_group_of(gpu, expert), expert), bytes);
+  }
   static bool is_tp(CommKind k) {
     return k == CommKind::TpAllReduce || k == CommKind::TpAllGather || k == CommKind::TpReduceScatter;
   }
@@ -439,13 +456,11 @@ std::vector<StageTimer::Kinds> stage_kinds(const std::vector<LayerKind>& seq, co
 template <typename Coll>
 Time last_reduction(const StepInputs& in, const Schedule& sched, const std::vector<StageTimer::Kinds>& kinds, int rk,
                     bool all_reduce, const Coll& coll) {
-  const int copies = stage_copies(sched);
-  const int dp_dense = in.plan->dp * copies;
-  const int dp_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * copies;
+  const DpGroups g = dp_groups(*in.plan, sched);
   const CommKind k = all_reduce ? CommKind::DpAllReduce : CommKind::DpReduceScatter;
   Time worst = Time::zero();
   for (int st : sched.stages_of_rank(rk)) {
-    const auto shards = layer_shards(kinds[static_cast<std::size_t>(st)], *in.arch, *in.plan, dp_dense, dp_expert);
+    const auto shards = layer_shards(kinds[static_cast<std::size_t>(st)], *in.arch, *in.plan, g.dense, g.expert);
     if (shards.empty()) continue;
     worst = max(worst, coll(k, false, shards.front().dense_grad_bytes) + coll(k, true, shards.front().expert_grad_bytes));
   }
@@ -463,18 +478,15 @@ std::vector<Time> tail_alone(const StepInputs& in, const Schedule& sched, const 
     for (LayerKind k : ks) add_layer_params(sc, *in.arch, *in.plan, k);
     tmp.stages.push_back(sc);
   }
-  const int copies = stage_copies(sched);
-  tmp.dp_group_dense = in.plan->dp * copies;
-  tmp.dp_group_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * copies;
+  const DpGroups g = dp_groups(*in.plan, sched);
+  tmp.dp_group_dense = g.dense;
+  tmp.dp_group_expert = g.expert;
   const std::vector<TailWork> work = tail_work(tmp, *in.plan, timer);
   std::vector<Time> out;
   for (int rk = 0; rk < sched.ranks; ++rk) {
     const TailWork& t = work[static_cast<std::size_t>(rk)];
     const int gpu = fabric.layout.gpu(rk, 0);
-    auto coll = [&](CommKind k, bool expert, double bytes) {
-      if (bytes <= 0) return Time::zero();
-      return fabric.alone(k, fabric.layout.dp_members(fabric.layout.dp_group_of(gpu, expert), expert), bytes);
-    };
+    auto coll = [&](CommKind k, bool expert, double bytes) { return fabric.dp_alone(k, gpu, expert, bytes); };
     Time sum = t.optimizer;
     if (t.all_reduce) {
       sum += coll(CommKind::DpAllReduce, false, t.dense_grad_bytes) + coll(CommKind::DpAllReduce, true, t.expert_grad_bytes);
@@ -511,18 +523,14 @@ struct ShardEstimate {
 
 std::vector<ShardEstimate> shard_estimates(const std::vector<StageTimer::Kinds>& kinds, const StepInputs& in,
                                            const Schedule& sched, const Fabric& fabric) {
-  const int dp_dense = in.plan->dp * stage_copies(sched);
-  const int dp_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * stage_copies(sched);
+  const DpGroups groups = dp_groups(*in.plan, sched);
   std::vector<ShardEstimate> out(kinds.size());
   for (int rk = 0; rk < sched.ranks; ++rk) {
     const int gpu = fabric.layout.gpu(rk, 0);
-    auto coll = [&](CommKind k, bool expert, double bytes) {
-      if (bytes <= 0) return Time::zero();
-      return fabric.alone(k, fabric.layout.dp_members(fabric.layout.dp_group_of(gpu, expert), expert), bytes);
-    };
+    auto coll = [&](CommKind k, bool expert, double bytes) { return fabric.dp_alone(k, gpu, expert, bytes); };
     for (int st : sched.stages_of_rank(rk)) {
       ShardEstimate& e = out[static_cast<std::size_t>(st)];
-      const auto shards = layer_shards(kinds[static_cast<std::size_t>(st)], *in.arch, *in.plan, dp_dense, dp_expert);
+      const auto shards = layer_shards(kinds[static_cast<std::size_t>(st)], *in.arch, *in.plan, groups.dense, groups.expert);
       for (std::size_t i = 0; i < shards.size(); ++i) {
         const LayerShard& l = shards[i];
         const Time g = coll(CommKind::DpAllGather, false, l.dense_param_bytes) +
@@ -626,9 +634,9 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
   const ParallelPlan& plan = *in.plan;
   const hw::Topology& topo = fabric.topo;
   const ClusterLayout& layout = fabric.layout;
-  const int copies = stage_copies(r.schedule);
-  r.dp_group_dense = plan.dp * copies;
-  r.dp_group_expert = std::max(1, plan.dp * plan.tp / plan.ep) * copies;
+  const DpGroups g = dp_groups(plan, r.schedule);
+  r.dp_group_dense = g.dense;
+  r.dp_group_expert = g.expert;
 
   ClusterExecInputs ci;
   ci.schedule = &r.schedule;
@@ -705,9 +713,9 @@ void run_cluster(const StepInputs& in, StepResult& r, const hw::KernelTimer& tim
 // `exec` is the chosen partition's execution from the search.
 void estimate_only(const StepInputs& in, StepResult& r, ExecResult exec, const hw::KernelTimer& timer,
                    const Fabric& fabric) {
-  const int copies = stage_copies(r.schedule);
-  r.dp_group_dense = in.plan->dp * copies;
-  r.dp_group_expert = std::max(1, in.plan->dp * in.plan->tp / in.plan->ep) * copies;
+  const DpGroups g = dp_groups(*in.plan, r.schedule);
+  r.dp_group_dense = g.dense;
+  r.dp_group_expert = g.expert;
   r.activation_bytes = activation_transfer_bytes(in);
   const Time p2p = p2p_alone(fabric.topo, fabric.layout, r.activation_bytes);
   r.step_time = r.partition.candidates[static_cast<std::size_t>(r.partition.chosen)].estimate;
